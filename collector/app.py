@@ -1,0 +1,113 @@
+"""The ASGI application: routes, startup and shutdown.
+
+Startup opens the store (unless one is handed in), applies migrations, and
+builds the pipeline in data-flow order — sites, salts, geo and spam lists, the
+pipeline, the visit tracker, the writer — then starts the background duties.
+Shutdown stops accepting and writes everything buffered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from collector.enrich import GeoLookup, SpamList
+from collector.errors import ClientError, OverloadedError
+from collector.event import EVENT_COLUMNS
+from collector.logs import AccessLogMiddleware
+from collector.maintenance import Maintenance
+from collector.pipeline import Pipeline
+from collector.privacy import SaltKeeper
+from collector.settings import Settings
+from collector.sites import SiteRegistry
+from collector.storage import Store, migrate, open_store
+from collector.tracker.assets import script_endpoint
+from collector.views.events import record_event, record_pixel
+from collector.views.health import health
+from collector.visits import VISIT_COLUMNS, VisitTracker
+from collector.writer import Writer
+
+logger = logging.getLogger("collector")
+
+SITE_REFRESH_SECONDS = 10.0
+SALT_REFRESH_SECONDS = 60.0
+
+
+def create_app(settings: Settings, store: Store | None = None,
+               clock: Callable[[], float] = time.time) -> Starlette:
+    """The collector as an ASGI app. Pass ``store`` to share one (tests); else it opens its own."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own_store = store is None
+        opened = store or open_store(settings.store_url)
+        background = _start(app, settings, opened, clock)
+        try:
+            yield
+        finally:
+            app.state.writer.stop()
+            background.stop()
+            app.state.geo.close()
+            if own_store:
+                opened.close()
+
+    routes = [
+        Route("/api/event", record_event, methods=["POST", "OPTIONS"]),
+        Route("/pixel.gif", record_pixel, methods=["GET"]),
+        Route("/js/script.js", script_endpoint, methods=["GET", "HEAD"]),
+        Route("/api/health", health, methods=["GET"]),
+    ]
+    middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={ClientError: _client_error,
+                                        OverloadedError: _overloaded})
+    app.state.settings = settings
+    return app
+
+
+def _start(app: Starlette, settings: Settings, store: Store,
+           clock: Callable[[], float]) -> Maintenance:
+    migrate(store, settings.retention_months)
+    sites = SiteRegistry(store, settings.sites)
+    if sites.open_to_all:
+        logger.warning("no site configured: accepting events for every domain (dev mode); "
+                       "add sites with `collector sites add DOMAIN` or COLLECTOR_SITES")
+    salts = SaltKeeper(store, clock)
+    salts.rotate()
+    geo = GeoLookup(settings.geoip_db, settings.asn_db, settings.geo_city)
+    logger.info(geo.describe())
+    spam = SpamList.from_file(settings.spam_list or settings.data_dir / "referrer-spam.txt")
+    writer = Writer(store, {"events": EVENT_COLUMNS, "visits": VISIT_COLUMNS},
+                    flush_interval=settings.flush_interval, flush_rows=settings.flush_rows,
+                    flush_bytes=settings.flush_bytes, max_rows=settings.buffer_max_rows)
+    app.state.store = store
+    app.state.sites = sites
+    app.state.salts = salts
+    app.state.geo = geo
+    app.state.pipeline = Pipeline(settings, sites, salts, geo, spam, clock)
+    app.state.visit_tracker = VisitTracker()
+    app.state.writer = writer
+    writer.start()
+    background = Maintenance([(SITE_REFRESH_SECONDS, sites.reload),
+                              (SALT_REFRESH_SECONDS, salts.refresh)])
+    background.start()
+    return background
+
+
+async def _client_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ClientError)
+    return JSONResponse(error.as_json(), error.status_code,
+                        headers={"Access-Control-Allow-Origin": "*"})
+
+
+async def _overloaded(request: Request, error: Exception) -> Response:
+    return JSONResponse({"error": str(error)}, 503,
+                        headers={"Retry-After": "1", "Access-Control-Allow-Origin": "*"})

@@ -1,0 +1,106 @@
+"""User agent → browser, OS, device class and bot reason.
+
+Only coarse, common values leave this module: browser family and *major* version, OS
+family and version (major.minor for Apple systems, major elsewhere), and a device class.
+The raw string itself is never returned, so it cannot reach an Event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from collector.enrich._parser import ParsedUserAgent, parse_user_agent
+from collector.enrich.bots import CRAWLER, pattern_bot_reason
+
+# Real traffic repeats a few hundred strings; 20k entries cover the long tail too.
+CACHE_SIZE = 20_000
+
+DESKTOP = "desktop"
+MOBILE = "mobile"
+TABLET = "tablet"
+BOT = "bot"
+OTHER = "other"
+
+# Merge ua-parser's per-platform names into the product people know; the device
+# column already says whether it ran on a phone.
+BROWSER_NAMES: dict[str, str] = {
+    "Chrome Mobile": "Chrome",
+    "Chrome Mobile iOS": "Chrome",
+    "Chrome Mobile WebView": "Chrome WebView",
+    "Mobile Safari": "Safari",
+    "Mobile Safari UI/WKWebView": "Safari (in-app)",
+    "Firefox Mobile": "Firefox",
+    "Firefox iOS": "Firefox",
+    "Edge Mobile": "Edge",
+    "Opera Mobile": "Opera",
+    "Opera Touch": "Opera",
+    "DuckDuckGo Mobile": "DuckDuckGo",
+    "Other": "",
+}
+
+OS_NAMES: dict[str, str] = {
+    "Mac OS X": "macOS",
+    "Other": "",
+}
+
+# Apple's minor releases are what people talk about (iOS 17.4, macOS 10.15); elsewhere
+# the major version is the meaningful one and keeps the crowd per value larger.
+OS_WITH_MINOR_VERSION = frozenset({"iOS", "iPadOS", "macOS"})
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgentInfo:
+    browser: str
+    browser_version: str
+    os: str
+    os_version: str
+    device: str
+    bot: str
+
+
+EMPTY = UserAgentInfo("", "", "", "", OTHER, "")
+
+
+def _version(parts: tuple[object, ...], with_minor: bool) -> str:
+    if not parts:
+        return ""
+    if with_minor and len(parts) > 1:
+        return f"{parts[0]}.{parts[1]}"
+    return str(parts[0])
+
+
+def _device_class(parsed: ParsedUserAgent) -> str:
+    # Tablets first: user-agents counts some tablets as mobile too.
+    if parsed.is_tablet:
+        return TABLET
+    if parsed.is_mobile:
+        return MOBILE
+    if parsed.is_pc:
+        return DESKTOP
+    return OTHER
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def classify_user_agent(ua: str) -> UserAgentInfo:
+    """Classify one User-Agent header value; cached by the exact string."""
+    if not ua:
+        return EMPTY
+    reason = pattern_bot_reason(ua)
+    if reason:
+        # Bot events are not counted, so the (costly) parse is skipped for known bots.
+        return UserAgentInfo("", "", "", "", BOT, reason)
+    parsed = parse_user_agent(ua)
+    if parsed.is_bot:
+        return UserAgentInfo("", "", "", "", BOT, CRAWLER)
+    family = parsed.browser.family
+    browser = BROWSER_NAMES.get(family, family)
+    system = OS_NAMES.get(parsed.os.family, parsed.os.family)
+    return UserAgentInfo(
+        browser=browser,
+        browser_version=_version(parsed.browser.version, False) if browser else "",
+        os=system,
+        os_version=_version(parsed.os.version, system in OS_WITH_MINOR_VERSION) if system else "",
+        device=_device_class(parsed),
+        bot="",
+    )

@@ -1,0 +1,79 @@
+"""The collector's own exceptions.
+
+    CollectorError
+    ├── ConfigurationError       a setting or file is unusable; startup stops with its message
+    ├── StorageError             anything the store reports (driver errors are translated here)
+    │   ├── StorageUnavailable   the store cannot be reached or opened right now
+    │   └── DataDirectoryBusy    another process owns the embedded data directory
+    ├── OverloadedError          the write buffer is full; ingest answers 503
+    └── ClientError              a request the client must fix; carries its HTTP status
+        ├── InvalidField         400, names the field and the reason
+        ├── PayloadTooLarge      413
+        ├── Unauthorized         401
+        ├── Forbidden            403
+        └── NotFound             404
+
+Client errors render as JSON ``{"error": reason, "field": name}`` in one handler
+(``collector.app``). No message ever carries an IP address or a user agent.
+"""
+
+from __future__ import annotations
+
+
+class CollectorError(Exception):
+    """Base of every error the collector raises on purpose."""
+
+
+class ConfigurationError(CollectorError):
+    pass
+
+
+class StorageError(CollectorError):
+    pass
+
+
+class StorageUnavailable(StorageError):
+    pass
+
+
+class DataDirectoryBusy(StorageError):
+    pass
+
+
+class OverloadedError(CollectorError):
+    pass
+
+
+class ClientError(CollectorError):
+    status_code = 400
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+    def as_json(self) -> dict[str, str]:
+        body = {"error": self.reason}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class InvalidField(ClientError):
+    status_code = 400
+
+
+class PayloadTooLarge(ClientError):
+    status_code = 413
+
+
+class Unauthorized(ClientError):
+    status_code = 401
+
+
+class Forbidden(ClientError):
+    status_code = 403
+
+
+class NotFound(ClientError):
+    status_code = 404

@@ -1,0 +1,111 @@
+"""From a parsed request to stored ``Event`` values: privacy, then enrichment.
+
+The order is the data flow: consent and prefetch first (cheapest, and nothing
+else should even be looked at), then the user agent (bots), the page URL, the
+sites, and only then the IP address — used for exclusions, the geo lookup and
+the visitor hash, and gone when this function returns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from collector.enrich import (
+    GeoLookup,
+    SpamList,
+    classify_referrer,
+    classify_user_agent,
+    is_prefetch,
+    primary_language,
+    screen_class,
+)
+from collector.event import Event
+from collector.ingest import IncomingEvent
+from collector.privacy import ClientAddressResolver, PageUrlCleaner, SaltKeeper, opted_out
+from collector.privacy import clean_referrer, visitor_hash
+from collector.privacy.urls import UTM_FIELDS
+from collector.settings import Settings
+from collector.sites import SiteRegistry
+
+
+class Dropped(NamedTuple):
+    """An event deliberately not recorded, and why (sent back in ``X-Collector-Dropped``)."""
+
+    reason: str
+
+
+@dataclass
+class DropCounts:
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def count(self, reason: str) -> Dropped:
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        return Dropped(reason)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, sites: SiteRegistry, salts: SaltKeeper,
+                 geo: GeoLookup, spam: SpamList,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
+        self._sites = sites
+        self._salts = salts
+        self._geo = geo
+        self._spam = spam
+        self._clock = clock
+        self._addresses = ClientAddressResolver(settings.trusted_proxies)
+        self._pages = PageUrlCleaner(settings.query_allowlist, settings.scrub_paths,
+                                     settings.max_path_length)
+        self.drops = DropCounts()
+
+    def process(self, incoming: IncomingEvent, peer: str | None,
+                headers: Mapping[str, str]) -> list[Event] | Dropped:
+        """Events to store (one per site named), or why nothing is stored."""
+        if self._settings.honor_dnt and opted_out(headers):
+            return self.drops.count("opt-out")
+        if is_prefetch(headers):
+            return self.drops.count("prefetch")
+        user_agent = headers.get("user-agent", "")
+        agent = classify_user_agent(user_agent)
+        if agent.bot:
+            return self.drops.count("bot")
+        page = self._pages.clean(incoming.url, incoming.hash_mode)
+        sites = [site for site in map(self._sites.get, incoming.domains) if site is not None]
+        if not sites:
+            return self.drops.count("unknown-site")
+        referrer = clean_referrer(incoming.referrer, page.hostname, self._settings.max_path_length)
+        referrer_host = referrer.split("/", 1)[0]
+        if referrer_host and self._spam.is_spam(referrer_host):
+            return self.drops.count("spam")
+        source, medium = classify_referrer(referrer_host)
+        if not referrer_host:
+            source = page.tags.get("ref") or page.tags.get("source") or ""
+        utm = [page.tags.get(name, "") for name in UTM_FIELDS]
+        if not source and utm[0]:
+            source = utm[0]
+        # The IP is used from here to the end of this function, and never leaves it.
+        ip = self._addresses.resolve(peer, headers)
+        sites = [site for site in sites if not site.excludes(ip, page.pathname)]
+        if not sites:
+            return self.drops.count("excluded")
+        location = self._geo.lookup(ip)
+        now_ms = int(self._clock() * 1000)
+        salt = self._salts.salt_for(now_ms)
+        language = primary_language(headers.get("accept-language"))
+        screen = screen_class(incoming.screen_width)
+        return [
+            Event(
+                site.domain, now_ms, incoming.name,
+                visitor_hash(salt, site.domain, ip, user_agent), 0,
+                page.hostname, page.pathname, referrer, source, medium, *utm,
+                agent.browser, agent.browser_version, agent.os, agent.os_version,
+                agent.device, screen, language,
+                location.country, location.region, location.city, location.isp,
+                incoming.prop_keys, incoming.prop_values, int(incoming.interactive),
+                incoming.scroll_depth, incoming.engaged_ms,
+            )
+            for site in sites
+        ]

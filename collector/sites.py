@@ -1,0 +1,152 @@
+"""The site allow-list and per-site settings (timezone, exclusions), cached in memory.
+
+Sites come from ``COLLECTOR_SITES`` and from the ``sites`` table
+(``collector sites add``). ``SiteRegistry.reload`` runs in the background
+(``collector.maintenance``), never on the request path, so that several
+collectors sharing a server converge within seconds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from dataclasses import dataclass, field
+from fnmatch import translate
+from functools import lru_cache
+
+from collector.errors import InvalidField
+from collector.privacy.urls import normalize_host
+from collector.settings import IPNetwork
+from collector.storage import Store
+
+_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+@dataclass(frozen=True)
+class Site:
+    domain: str
+    timezone: str = "UTC"
+    exclude_ips: tuple[IPNetwork, ...] = ()
+    exclude_paths: tuple[str, ...] = ()
+    _path_pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def excludes(self, ip: str, pathname: str) -> bool:
+        """True when the site owner excluded this address range or path."""
+        if self._path_pattern is not None and self._path_pattern.match(pathname):
+            return True
+        if self.exclude_ips:
+            try:
+                address = ipaddress.ip_address(ip)
+            except ValueError:
+                return False
+            return any(address in network for network in self.exclude_ips)
+        return False
+
+
+def make_site(domain: str, timezone: str = "UTC", exclude_ips: tuple[str, ...] = (),
+              exclude_paths: tuple[str, ...] = ()) -> Site:
+    networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in exclude_ips)
+    pattern = re.compile("|".join(translate(glob) for glob in exclude_paths)) \
+        if exclude_paths else None
+    return Site(domain, timezone, networks, tuple(exclude_paths), pattern)
+
+
+@lru_cache(maxsize=4096)
+def normalize_domain(domain: str, field_name: str = "domain") -> str:
+    cleaned = normalize_host(domain.strip())
+    if not _DOMAIN.match(cleaned):
+        raise InvalidField(f"{domain!r} is not a domain name", field_name)
+    return cleaned
+
+
+class SiteRegistry:
+    def __init__(self, store: Store, configured: tuple[str, ...] = ()) -> None:
+        self._store = store
+        self._configured = tuple(normalize_domain(domain) for domain in configured)
+        self._sites: dict[str, Site] = {}
+        self.reload()
+
+    @property
+    def open_to_all(self) -> bool:
+        """Dev mode: no site configured, every domain accepted."""
+        return not self._sites
+
+    def get(self, domain: str) -> Site | None:
+        """The site for ``domain``, or None when it is not allowed."""
+        site = self._sites.get(domain)
+        if site is None and not self._sites:
+            return make_site(domain)
+        return site
+
+    def all(self) -> list[Site]:
+        return sorted(self._sites.values(), key=lambda site: site.domain)
+
+    def reload(self) -> None:
+        stored = {site.domain: site for site in list_sites(self._store)}
+        for domain in self._configured:
+            stored.setdefault(domain, make_site(domain))
+        self._sites = stored
+
+
+def list_sites(store: Store) -> list[Site]:
+    rows = store.rows(
+        "SELECT domain, timezone, exclude_ips, exclude_paths FROM sites FINAL "
+        "WHERE deleted = 0 ORDER BY domain"
+    )
+    return [make_site(domain, timezone, tuple(ips), tuple(paths))
+            for domain, timezone, ips, paths in rows]
+
+
+def save_site(store: Store, site: Site, deleted: bool = False) -> None:
+    store.command(
+        "INSERT INTO sites (domain, timezone, exclude_ips, exclude_paths, deleted, version) "
+        "VALUES ({domain:String}, {timezone:String}, {ips:Array(String)}, "
+        "{paths:Array(String)}, {deleted:UInt8}, {version:UInt64})",
+        {"domain": site.domain, "timezone": site.timezone,
+         "ips": [str(network) for network in site.exclude_ips],
+         "paths": list(site.exclude_paths), "deleted": int(deleted),
+         "version": time.time_ns()},
+    )
+
+
+def add_site(store: Store, domain: str, timezone: str = "UTC") -> Site:
+    domain = normalize_domain(domain)
+    _check_timezone(store, timezone)
+    existing = {site.domain: site for site in list_sites(store)}.get(domain)
+    site = make_site(domain, timezone, tuple(map(str, existing.exclude_ips)) if existing else (),
+                     existing.exclude_paths if existing else ())
+    save_site(store, site)
+    return site
+
+
+def remove_site(store: Store, domain: str) -> bool:
+    domain = normalize_domain(domain)
+    existing = {site.domain: site for site in list_sites(store)}.get(domain)
+    if existing is None:
+        return False
+    save_site(store, existing, deleted=True)
+    return True
+
+
+def set_exclusions(store: Store, domain: str, ips: tuple[str, ...],
+                   paths: tuple[str, ...]) -> Site:
+    domain = normalize_domain(domain)
+    existing = {site.domain: site for site in list_sites(store)}.get(domain)
+    if existing is None:
+        raise InvalidField(f"unknown site {domain!r}; add it first", "domain")
+    for cidr in ips:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise InvalidField(f"{cidr!r} is not a CIDR range", "ip") from None
+    site = make_site(domain, existing.timezone, ips, paths)
+    save_site(store, site)
+    return site
+
+
+def _check_timezone(store: Store, timezone: str) -> None:
+    try:
+        store.rows("SELECT toTimeZone(now(), {tz:String})", {"tz": timezone})
+    except Exception:
+        raise InvalidField(f"unknown timezone {timezone!r}", "timezone") from None

@@ -1,0 +1,166 @@
+"""The one place that talks to ClickHouse through ``clickhouse_connect``.
+
+``Store`` wraps a client, binds every parameter, and translates driver errors
+into ``collector.errors``. The same SQL runs on the embedded engine
+(``chdb://DIR``) and on a server (``http(s)://...``); the only differences are
+opening the data directory (one owner process, guarded by a lock file here) and
+the database to create before connecting (a server needs it created through a
+client connected to ``default``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+from collector.errors import DataDirectoryBusy, StorageError, StorageUnavailable
+
+# Lock files of embedded data directories this process owns, by resolved path.
+_OWNED_DIRECTORIES: dict[Path, int] = {}
+_OWNERSHIP_LOCK = threading.Lock()
+LOCK_FILE_NAME = "collector.lock"
+
+
+class Store:
+    """A connection to one ClickHouse database (embedded or server)."""
+
+    def __init__(self, client: Any, database: str, url: str) -> None:
+        self._client = client
+        self.database = database
+        self.url = url
+        self.embedded = url.startswith("chdb://")
+        # The chdb client is not safe for concurrent calls from several threads.
+        self._lock = threading.Lock()
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None,
+                settings: dict[str, Any] | None = None) -> Any:
+        with self._lock, _translated_errors():
+            return self._client.command(sql, parameters=parameters, settings=settings)
+
+    def rows(self, sql: str, parameters: dict[str, Any] | None = None,
+             settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._lock, _translated_errors():
+            result = self._client.query(sql, parameters=parameters, settings=settings)
+            return list(result.result_rows)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None,
+              settings: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows."""
+        with self._lock, _translated_errors():
+            result = self._client.query(sql, parameters=parameters, settings=settings)
+            return list(result.column_names), list(result.result_rows)
+
+    def insert_columns(self, table: str, column_names: Sequence[str],
+                       columns: Sequence[Sequence[Any]], token: str | None = None) -> None:
+        """Insert one block given column by column; ``token`` makes a replay a no-op."""
+        settings: dict[str, Any] = {}
+        if token:
+            settings["insert_deduplication_token"] = token
+            # Rollups fed by materialized views must not count a replayed block twice.
+            settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
+        with self._lock, _translated_errors():
+            self._client.insert(table, list(columns), column_names=list(column_names),
+                                column_oriented=True, settings=settings)
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+
+
+def open_store(url: str, database: str | None = None) -> Store:
+    """Connect to the store at ``url``, creating the database when missing."""
+    parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        return _open_embedded(url, database or "collector")
+    if parts.scheme in ("http", "https"):
+        return _open_server(url, database)
+    raise StorageError(
+        f"COLLECTOR_CLICKHOUSE_URL: unsupported scheme {parts.scheme!r} "
+        "(use chdb://DIR or http(s)://user:password@host:8123/database)"
+    )
+
+
+def _open_embedded(url: str, database: str) -> Store:
+    directory = Path(url[len("chdb://"):]).expanduser().resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    _claim_directory(directory)
+    with _translated_errors():
+        bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{directory}")
+        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {_identifier(database)}")
+        client = clickhouse_connect.get_client(dsn=f"chdb://{directory}", database=database)
+    return Store(client, database, f"chdb://{directory}")
+
+
+def _open_server(url: str, database: str | None) -> Store:
+    parts = urlsplit(url)
+    database = database or parts.path.strip("/") or "collector"
+    options: dict[str, Any] = {
+        "host": parts.hostname or "localhost",
+        "port": parts.port or (8443 if parts.scheme == "https" else 8123),
+        "username": unquote(parts.username or "default"),
+        "password": unquote(parts.password or ""),
+        "secure": parts.scheme == "https",
+    }
+    with _translated_errors():
+        bootstrap = clickhouse_connect.get_client(**options)
+        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {_identifier(database)}")
+        bootstrap.close()
+        client = clickhouse_connect.get_client(database=database, **options)
+    return Store(client, database, url)
+
+
+def _claim_directory(directory: Path) -> None:
+    """Hold an exclusive lock on the data directory for this process's lifetime."""
+    with _OWNERSHIP_LOCK:
+        if directory in _OWNED_DIRECTORIES:
+            return
+        if _OWNED_DIRECTORIES:
+            owned = next(iter(_OWNED_DIRECTORIES))
+            raise StorageError(
+                f"this process already runs the embedded engine on {owned}; "
+                f"one process opens one data directory (asked for {directory})"
+            )
+        descriptor = os.open(directory / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(descriptor, 32).decode(errors="replace").strip() or "another process"
+            os.close(descriptor)
+            raise DataDirectoryBusy(
+                f"the data directory {directory} is in use by pid {owner} "
+                "(a running `collector serve`?); stop it first, or point "
+                "COLLECTOR_CLICKHOUSE_URL at a ClickHouse server to share data"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, str(os.getpid()).encode())
+        _OWNED_DIRECTORIES[directory] = descriptor
+
+
+def _identifier(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise StorageError(f"invalid database name {name!r}: use letters, digits and _")
+    return f"`{name}`"
+
+
+class _translated_errors:
+    """Context manager: driver exceptions become the collector's own."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
+        if error is None or isinstance(error, StorageError):
+            return False
+        if isinstance(error, OperationalError):
+            raise StorageUnavailable(f"ClickHouse is unreachable: {error}") from error
+        if isinstance(error, ClickHouseError):
+            raise StorageError(str(error)) from error
+        return False

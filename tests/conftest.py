@@ -1,0 +1,77 @@
+"""Shared fixtures: one embedded ClickHouse engine per test session, one database per module.
+
+The embedded engine can open a single data directory per process, so tests
+isolate by database inside it, never by directory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from collector.settings import Settings
+from collector.storage import Store, migrate, open_store
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TESTDATA = SHARED / "testdata"
+
+
+@pytest.fixture(scope="session")
+def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data directory of the session's embedded ClickHouse engine."""
+    return tmp_path_factory.mktemp("clickhouse")
+
+
+@pytest.fixture(scope="session")
+def engine_url(engine_dir: Path) -> str:
+    return f"chdb://{engine_dir}"
+
+
+def fresh_database_name(label: str) -> str:
+    fresh_database_name.counter += 1  # type: ignore[attr-defined]
+    cleaned = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[-40:]
+    return f"t{fresh_database_name.counter}_{cleaned}"  # type: ignore[attr-defined]
+
+
+fresh_database_name.counter = 0  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def store(engine_url: str, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A migrated store on a database of its own for this test module."""
+    opened = open_store(engine_url, fresh_database_name(request.module.__name__))
+    migrate(opened)
+    yield opened
+
+
+def app_settings(engine_url: str, **overrides: object) -> Settings:
+    """Settings for a test app: the session engine, no access log, a fast writer."""
+    values: dict[str, object] = {"clickhouse_url": engine_url, "access_log": False,
+                                 "flush_interval": 0.05}
+    values.update(overrides)
+    return Settings.from_env({}, **values)
+
+
+@contextmanager
+def running_app(store: Store, engine_url: str, clock: Callable[[], float] | None = None,
+                **overrides: object) -> Iterator[TestClient]:
+    """A TestClient on a collector sharing ``store``, started and stopped around the block."""
+    from collector.app import create_app  # imported late: helpers' modules may be absent
+
+    app = create_app(app_settings(engine_url, **overrides), store,
+                     **({"clock": clock} if clock else {}))
+    with TestClient(app, client=("203.0.113.9", 50000)) as client:
+        yield client
+
+
+def flush(client: TestClient) -> None:
+    client.app.state.writer.flush()  # type: ignore[attr-defined]
+
+
+CHROME_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+             "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36")

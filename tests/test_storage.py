@@ -1,0 +1,73 @@
+"""Storage: migrations, retention TTL, replay deduplication, error translation, ownership."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from collector.errors import StorageError
+from collector.event import EVENT_COLUMNS, Event
+from collector.storage import Store, applied_versions, migrate
+from collector.storage.migrations import available_migrations
+
+
+def sample_event(site: str = "storage.test", path: str = "/") -> Event:
+    return Event(site, int(time.time() * 1000), "pageview", 42, 0, site, path, "", "", "direct",
+                 "", "", "", "", "", "Chrome", "124", "Windows", "10", "desktop", "laptop", "en",
+                 "", "", "", "", [], [], 1, 0, 0)
+
+
+def test_migrations_are_recorded_and_idempotent(store: Store) -> None:
+    versions = {version for version, _, _ in available_migrations()}
+    assert applied_versions(store) == versions
+    assert migrate(store) == []
+
+
+def test_events_table_shape(store: Store) -> None:
+    ddl = store.rows("SELECT create_table_query FROM system.tables "
+                     "WHERE database = currentDatabase() AND name = 'events'")[0][0]
+    assert "PARTITION BY toYYYYMM(timestamp)" in ddl
+    assert "ORDER BY (site, toDate(timestamp), visitor, timestamp)" in ddl
+    assert "SAMPLE BY visitor" in ddl
+    assert "toIntervalMonth(13)" in ddl
+    columns = [row[0] for row in store.rows(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() "
+        "AND table = 'events' ORDER BY position")]
+    assert tuple(columns) == EVENT_COLUMNS
+    for forbidden in ("ip", "user_agent", "query", "screen_width", "latitude", "longitude"):
+        assert forbidden not in columns
+
+
+def test_retention_setting_changes_the_ttl(store: Store) -> None:
+    migrate(store, retention_months=6)
+    ddl = store.rows("SELECT create_table_query FROM system.tables "
+                     "WHERE database = currentDatabase() AND name = 'events'")[0][0]
+    assert "toIntervalMonth(6)" in ddl
+    migrate(store, retention_months=13)
+
+
+def test_a_replayed_batch_is_stored_once(store: Store) -> None:
+    columns = list(zip(*[sample_event(path="/replayed")]))
+    for _ in range(3):
+        store.insert_columns("events", EVENT_COLUMNS, columns, token="batch-1-events")
+    assert store.rows("SELECT count() FROM events WHERE pathname = '/replayed'") == [(1,)]
+
+
+def test_driver_errors_become_our_own(store: Store) -> None:
+    with pytest.raises(StorageError, match="UNKNOWN_IDENTIFIER|Unknown"):
+        store.rows("SELECT no_such_column FROM events")
+
+
+def test_a_second_process_cannot_open_an_owned_directory(engine_dir: Path) -> None:
+    code = ("import sys\nfrom collector.storage import open_store\n"
+            "from collector.errors import DataDirectoryBusy\n"
+            f"try:\n    open_store('chdb://{engine_dir}')\n"
+            "except DataDirectoryBusy as e:\n    print(e); sys.exit(3)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert "in use by pid" in result.stdout
