@@ -27,6 +27,9 @@ _WORD = frozenset(string.ascii_letters + string.digits + "_$")
 # After these a "/" starts a regular expression, not a division.
 _REGEX_AFTER_PUNCTUATION = frozenset("(,=:[!&|?{};+-*%<>~^")
 _REGEX_AFTER_WORDS = frozenset({"return", "typeof", "case", "do", "else", "in", "new", "void"})
+# Declaring one of these would rename the global too, since renaming ignores scopes.
+_GLOBALS = frozenset({"window", "document", "navigator", "location", "history", "localStorage",
+                      "JSON", "URL", "fetch", "String", "RegExp", "arguments", "undefined"})
 _LITERALS = {"true": "!0", "false": "!1"}
 _KEYWORDS = frozenset({"do", "if", "in", "for", "let", "new", "try", "var", "int"})
 
@@ -89,6 +92,9 @@ def tokenize(source: str) -> list[Token]:
 def short_names(tokens: list[Token]) -> dict[str, str]:
     """Declared name -> short name, the most used names getting the shortest."""
     declared = _declared_names(tokens)
+    shadowed = declared & _GLOBALS
+    if shadowed:
+        raise ValueError(f"declared names shadow globals the script uses: {sorted(shadowed)}")
     uses = Counter(t.text for i, t in enumerate(tokens)
                    if t.kind == "word" and t.text in declared and not _is_property(tokens, i))
     taken = {t.text for t in tokens if t.kind == "word"} | _KEYWORDS
@@ -113,21 +119,26 @@ def _declared_names(tokens: list[Token]) -> set[str]:
 
 def _variables(tokens: list[Token], start: int) -> list[str]:
     """Names of ``var a = ..., b, c = ...;`` (those at the statement's own nesting level)."""
-    names, depth, expect_name = [], 0, True
+    names: list[str] = []
+    depth, expect_name, after_name = 0, True, False
     for token in tokens[start:]:
-        if token.text in "([{" and token.kind == "punct":
+        if after_name and token.text in ("in", "of"):
+            break  # for (var name in ...)
+        after_name = False
+        if token.kind == "punct" and token.text in "([{":
             depth += 1
-        elif token.text in ")]}" and token.kind == "punct":
+        elif token.kind == "punct" and token.text in ")]}":
             depth -= 1
             if depth < 0:
                 break
-        elif depth == 0 and token.text in (";", "in", "of"):
+        elif depth == 0 and token.text == ";":
             break
         elif depth == 0 and token.text == ",":
             expect_name = True
             continue
         if expect_name and token.kind == "word":
             names.append(token.text)
+            after_name = True
         expect_name = False
     return names
 

@@ -7,7 +7,8 @@
   var lastPage,
     data = script.dataset,
     endpoint = data.api || new URL("/api/event", script.src),
-    hashMode = "hash" in data;
+    hashMode = "hash" in data,
+    DOWNLOAD = /\.(pdf|zip|rar|7z|gz|csv|docx?|xlsx?|pptx?|dmg|exe|msi|apk|mp3|mp4|mov)$/i;
 
   function storage(method, value) {
     try {
@@ -19,10 +20,10 @@
     return storage("getItem") ||
       /* Promise: Do Not Track and Global Privacy Control are honoured in the browser. */
       /1/.test([nav.doNotTrack, win.doNotTrack, nav.msDoNotTrack]) || nav.globalPrivacyControl ||
-      (!("includeLocalhost" in data) &&
-        /^(localhost|127\..*|\[::1\]|)$/.test(loc.hostname)) ||
-      (!("allowAutomation" in data) &&
-        (nav.webdriver || win._phantom || win.__nightmare || win.Cypress));
+      /* Development and automated browsers are not visitors, unless the site says so. */
+      !("includeLocalhost" in data) && /^(localhost|127\..*|\[::1\]|)$/.test(loc.hostname) ||
+      !("allowAutomation" in data) &&
+        (nav.webdriver || win._phantom || win.__nightmare || win.Cypress);
   }
 
   function send(name, options) {
@@ -61,11 +62,9 @@
     if (link && event.button < 2) {
       /* The query string and fragment stay behind: they may carry tokens. */
       var props = { props: { url: link.href.split(/[?#]/)[0] } };
-      if ("downloads" in data && /\.(pdf|zip|rar|7z|gz|csv|docx?|xlsx?|pptx?|dmg|exe|msi|apk|mp3|mp4|mov)$/i.test(link.pathname)) {
-        send("File Download", props);
-      } else if ("outbound" in data && link.host && link.host != loc.host) {
+      if ("downloads" in data && DOWNLOAD.test(link.pathname)) send("File Download", props);
+      else if ("outbound" in data && link.host && link.host != loc.host)
         send("Outbound Link: Click", props);
-      }
     }
   }
 

@@ -1,0 +1,58 @@
+"""Hand-built events for visit and report tests, stored the way ingest stores them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from collector.event import EVENT_COLUMNS, Event
+from collector.storage import Store
+from collector.visits import VISIT_COLUMNS, VisitTracker
+
+SITE = "example.com"
+# Test data lies in the recent past: older rows would fall to the retention TTL.
+DAY0 = datetime.now(timezone.utc).date() - timedelta(days=20)
+
+
+def day(offset: int = 0) -> date:
+    return DAY0 + timedelta(days=offset)
+
+
+def at(clock: str, day_offset: int = 0) -> int:
+    """Milliseconds since the epoch of ``clock`` ('10:00' or '10:00:30') UTC, DAY0 + offset."""
+    moment = datetime.combine(day(day_offset), time.fromisoformat(clock), timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def make_event(timestamp_ms: int, visitor: int, pathname: str = "/", name: str = "pageview",
+               **fields: Any) -> Event:
+    values: dict[str, Any] = {
+        "site": SITE, "timestamp_ms": timestamp_ms, "name": name, "visitor": visitor,
+        "visit": 0, "hostname": SITE, "pathname": pathname, "referrer": "",
+        "referrer_source": "", "referrer_medium": "", "utm_source": "", "utm_medium": "",
+        "utm_campaign": "", "utm_term": "", "utm_content": "", "browser": "Chrome",
+        "browser_version": "124", "os": "Windows", "os_version": "10", "device": "desktop",
+        "screen": "desktop", "language": "en", "country": "DE", "region": "DE-BE",
+        "city": "Berlin", "isp": "Example ISP", "prop_keys": [], "prop_values": [],
+        "interactive": 1, "scroll_depth": 0, "engaged_ms": 0,
+    }
+    values.update(fields)
+    return Event(**values)
+
+
+def store_events(store: Store, events: Iterable[Event],
+                 tracker: VisitTracker | None = None) -> list[Event]:
+    """Track ``events`` (in time order) into visits and insert both tables like the writer."""
+    tracker = tracker or VisitTracker()
+    tracked: list[Event] = []
+    visit_rows: list[tuple[object, ...]] = []
+    for event in sorted(events, key=lambda e: e.timestamp_ms):
+        with_visit, rows = tracker.track(event)
+        tracked.append(with_visit)
+        visit_rows.extend(rows)
+    if tracked:
+        store.insert_columns("events", EVENT_COLUMNS, list(zip(*tracked)))
+    if visit_rows:
+        store.insert_columns("visits", VISIT_COLUMNS, list(zip(*visit_rows)))
+    return tracked

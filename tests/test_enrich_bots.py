@@ -1,0 +1,95 @@
+"""collector.enrich.bots: crawler, headless and HTTP-client detection; prefetch headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collector.enrich import bot_reason, classify_user_agent, is_prefetch
+
+USERAGENTS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "useragents"
+
+
+def _lines(name: str) -> list[str]:
+    return [line for line in (USERAGENTS / name).read_text().splitlines() if line]
+
+
+def test_flags_nearly_all_known_crawlers() -> None:
+    bots = _lines("bots.txt")
+    flagged = sum(1 for ua in bots if bot_reason(ua))
+    assert flagged / len(bots) >= 0.99
+
+
+def test_flags_almost_no_real_browsers() -> None:
+    traffic = _lines("traffic-weighted-10k.txt")
+    flagged = sum(1 for ua in traffic if classify_user_agent(ua).bot)
+    assert flagged / len(traffic) <= 0.005
+
+
+@pytest.mark.parametrize(
+    ("ua", "reason"),
+    [
+        ("curl/8.4.0", "http-client"),
+        ("Wget/1.21.4", "http-client"),
+        ("python-requests/2.31.0", "http-client"),
+        ("python-httpx/0.27.0", "http-client"),
+        ("Python/3.11 aiohttp/3.9.1", "http-client"),
+        ("Go-http-client/1.1", "http-client"),
+        ("Java/17.0.2", "http-client"),
+        ("okhttp/4.12.0", "http-client"),
+        ("axios/1.6.2", "http-client"),
+        ("node-fetch/1.0 (+https://github.com/bitinn/node-fetch)", "http-client"),
+        ("libwww-perl/6.72", "http-client"),
+        ("Scrapy/2.11.0 (+https://scrapy.org)", "http-client"),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "HeadlessChrome/120.0.0.0 Safari/537.36",
+            "headless",
+        ),
+        (
+            "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) "
+            "PhantomJS/2.1.1 Safari/538.1",
+            "headless",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse",
+            "headless",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "scraper/1.0 Chrome/120.0.6099.56 Electron/28.0.0 Safari/537.36",
+            "headless",
+        ),
+        ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "crawler"),
+        ("Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)", "crawler"),
+    ],
+)
+def test_reasons(ua: str, reason: str) -> None:
+    assert bot_reason(ua) == reason
+
+
+def test_browser_has_no_reason() -> None:
+    ua = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/120.0.0.0 Safari/537.36"
+    )
+    assert bot_reason(ua) == ""
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"sec-purpose": "prefetch"}, True),
+        ({"sec-purpose": "prefetch;prerender"}, True),
+        ({"purpose": "prefetch"}, True),
+        ({"x-moz": "prefetch"}, True),
+        ({"sec-purpose": "Prefetch"}, True),
+        ({}, False),
+        ({"sec-purpose": ""}, False),
+        ({"user-agent": "prefetch"}, False),
+    ],
+)
+def test_prefetch(headers: dict[str, str], expected: bool) -> None:
+    assert is_prefetch(headers) is expected

@@ -1,0 +1,191 @@
+"""``POST /api/event`` and ``GET /pixel.gif`` end to end, read back from ClickHouse."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from starlette.testclient import TestClient
+
+from collector.sites import add_site, remove_site, set_exclusions
+from collector.storage import Store
+from tests.conftest import CHROME_UA, flush, running_app
+
+HEADERS = {"User-Agent": CHROME_UA, "Content-Type": "text/plain",
+           "Accept-Language": "de-DE,de;q=0.9,en;q=0.8"}
+
+
+@pytest.fixture(scope="module")
+def client(store: Store, engine_url: str) -> TestClient:
+    with running_app(store, engine_url) as running:
+        yield running
+
+
+def post(client: TestClient, body: object, **headers: str) -> object:
+    raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.post("/api/event", content=raw, headers={**HEADERS, **headers})
+
+
+def rows(store: Store, site: str, columns: str = "name, pathname") -> list[tuple[object, ...]]:
+    return store.rows(f"SELECT {columns} FROM events WHERE site = {{s:String}} "
+                      "ORDER BY timestamp, pathname", {"s": site})
+
+
+def test_a_pageview_is_stored_with_its_dimensions(client: TestClient, store: Store) -> None:
+    response = post(client, {"n": "pageview", "u": "https://www.one.test/pricing?utm_source=news"
+                             "&utm_campaign=spring&q=secret", "d": "one.test",
+                             "r": "https://www.google.de/search?q=x", "w": 1280})
+    assert response.status_code == 202
+    assert response.text == "ok"
+    assert "x-collector-dropped" not in response.headers
+    assert response.headers["access-control-allow-origin"] == "*"
+    flush(client)
+    (row,) = rows(store, "one.test", "name, hostname, pathname, referrer, referrer_medium, "
+                  "utm_source, utm_campaign, browser, device, screen, language, visitor != 0, "
+                  "visit != 0, interactive")
+    assert row == ("pageview", "one.test", "/pricing", "google.de/search", "search", "news",
+                   "spring", "Chrome", "desktop", "laptop", "de", True, True, 1)
+
+
+def test_custom_event_with_props_and_plausible_long_names(client: TestClient,
+                                                          store: Store) -> None:
+    response = post(client, {"name": "Signup", "url": "https://two.test/join", "domain": "two.test",
+                             "props": {"plan": "pro", "seats": 3}, "interactive": False})
+    assert response.status_code == 202
+    flush(client)
+    assert rows(store, "two.test", "name, prop_keys, prop_values, interactive") == [
+        ("Signup", ["plan", "seats"], ["pro", "3"], 0)]
+
+
+def test_multi_site_fan_out(client: TestClient, store: Store) -> None:
+    post(client, {"n": "pageview", "u": "https://fan.test/x", "d": "fan-a.test,fan-b.test"})
+    flush(client)
+    assert rows(store, "fan-a.test") == [("pageview", "/x")]
+    assert rows(store, "fan-b.test") == [("pageview", "/x")]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ("", "body"), ("{", "body"), ("[]", "body"),
+    ({"u": "https://bad.test/", "d": "bad.test"}, "name"),
+    ({"n": "pageview", "d": "bad.test"}, "url"),
+    ({"n": "pageview", "u": "https://bad.test/"}, "domain"),
+    ({"n": "pageview", "u": "/relative", "d": "bad.test"}, "url"),
+    ({"n": "pageview", "u": "https://bad.test/", "d": "bad.test", "p": [1]}, "props"),
+    ({"n": "pageview", "u": "https://bad.test/", "d": "bad.test", "w": "x"}, "screen_width"),
+])
+def test_malformed_input_gets_400_naming_the_field_and_writes_nothing(
+        client: TestClient, store: Store, body: object, field: str) -> None:
+    response = post(client, body)
+    assert response.status_code == 400
+    assert response.json()["field"] == field
+    assert response.json()["error"]
+    flush(client)
+    assert rows(store, "bad.test") == []
+
+
+def test_body_over_the_limit_gets_413(client: TestClient) -> None:
+    response = post(client, {"n": "pageview", "u": "https://big.test/", "d": "big.test",
+                             "pad": "x" * 70000})
+    assert response.status_code == 413
+    assert response.json()["field"] == "body"
+
+
+def test_cors_preflight(client: TestClient) -> None:
+    response = client.options("/api/event", headers={"Origin": "https://site.test",
+                                                     "Access-Control-Request-Method": "POST"})
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in response.headers
+
+
+@pytest.mark.parametrize(("headers", "reason"), [
+    ({"DNT": "1"}, "opt-out"),
+    ({"Sec-GPC": "1"}, "opt-out"),
+    ({"Sec-Purpose": "prefetch;prerender"}, "prefetch"),
+    ({"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"},
+     "bot"),
+    ({"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "HeadlessChrome/124.0.0.0 Safari/537.36"}, "bot"),
+    ({"User-Agent": "curl/8.5.0"}, "bot"),
+])
+def test_deliberate_drops_answer_202_with_the_reason(client: TestClient, store: Store,
+                                                    headers: dict[str, str], reason: str) -> None:
+    response = post(client, {"n": "pageview", "u": "https://drop.test/", "d": "drop.test"},
+                    **headers)
+    assert response.status_code == 202
+    assert response.headers["x-collector-dropped"] == reason
+    flush(client)
+    assert rows(store, "drop.test") == []
+
+
+def test_no_response_of_the_ingest_path_sets_a_cookie(client: TestClient) -> None:
+    responses = [
+        post(client, {"n": "pageview", "u": "https://c.test/", "d": "c.test"}),
+        post(client, "{"),
+        post(client, {"n": "pageview", "u": "https://c.test/", "d": "c.test"}, DNT="1"),
+        client.options("/api/event"),
+        client.get("/pixel.gif?d=c.test&u=/p", headers=HEADERS),
+        client.get("/pixel.gif", headers=HEADERS),
+        client.get("/js/script.js"),
+    ]
+    for response in responses:
+        assert "set-cookie" not in response.headers
+    assert not client.cookies
+
+
+def test_pixel_records_a_pageview(client: TestClient, store: Store) -> None:
+    response = client.get("/pixel.gif?d=pixel.test&u=/newsletter&r=https://mail.example.org/",
+                          headers=HEADERS)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/gif"
+    assert response.headers["cache-control"].startswith("no-store")
+    assert response.content.startswith(b"GIF89a")
+    flush(client)
+    assert rows(store, "pixel.test", "name, pathname, referrer") == [
+        ("pageview", "/newsletter", "mail.example.org")]
+
+
+@pytest.mark.parametrize("query", ["", "?d=pixel-bad.test", "?u=/x", "?d=not a domain&u=/x",
+                                   "?d=pixel-bad.test&u=javascript:alert(1)"])
+def test_malformed_pixel_still_returns_the_gif(client: TestClient, store: Store,
+                                               query: str) -> None:
+    response = client.get(f"/pixel.gif{query}", headers=HEADERS)
+    assert response.status_code == 200
+    assert response.content.startswith(b"GIF89a")
+    assert response.headers["x-collector-dropped"].startswith("invalid")
+    flush(client)
+    assert rows(store, "pixel-bad.test") == []
+
+
+def test_allow_list_and_exclusions(store: Store, engine_url: str) -> None:
+    add_site(store, "allowed.test")
+    set_exclusions(store, "allowed.test", ("203.0.113.0/24",), ("/admin/*",))
+    add_site(store, "open.test")
+    try:
+        with running_app(store, engine_url) as client:
+            assert post(client, {"n": "pageview", "u": "https://x.test/", "d": "unlisted.test"}
+                        ).headers["x-collector-dropped"] == "unknown-site"
+            # The test client's address is inside the excluded range.
+            assert post(client, {"n": "pageview", "u": "https://allowed.test/",
+                                 "d": "allowed.test"}).headers["x-collector-dropped"] == "excluded"
+            assert post(client, {"n": "pageview", "u": "https://open.test/admin/users",
+                                 "d": "open.test"}).headers.get("x-collector-dropped") is None
+            flush(client)
+        assert rows(store, "unlisted.test") == []
+        assert rows(store, "allowed.test") == []
+        assert rows(store, "open.test") == [("pageview", "/admin/users")]
+        set_exclusions(store, "open.test", (), ("/admin/*",))
+        with running_app(store, engine_url) as client:
+            assert post(client, {"n": "pageview", "u": "https://open.test/admin/x",
+                                 "d": "open.test"}).headers["x-collector-dropped"] == "excluded"
+    finally:
+        remove_site(store, "allowed.test")
+        remove_site(store, "open.test")
+
+
+def test_health_reports_the_buffer_and_drops(client: TestClient) -> None:
+    body = client.get("/api/health").json()
+    assert body["status"] == "ok"
+    assert body["store"] == "embedded"
+    assert body["written_rows"] >= 1
+    assert body["dropped"]["bot"] >= 1
