@@ -1,0 +1,242 @@
+"""collector.enrich.geo and geo_update: MaxMind test databases, flat schema, reload, download."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
+
+from collector.enrich import DBIP_ATTRIBUTION, GeoLookup, Location, update_geoip_database
+from collector.enrich.geo_update import GEOIP_FILENAME
+from collector.errors import CollectorError, ConfigurationError
+
+MAXMIND = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "maxmind"
+CITY = MAXMIND / "GeoIP2-City-Test.mmdb"
+LITE_CITY = MAXMIND / "GeoLite2-City-Test.mmdb"
+COUNTRY = MAXMIND / "GeoLite2-Country-Test.mmdb"
+ASN = MAXMIND / "GeoLite2-ASN-Test.mmdb"
+BROKEN = MAXMIND / "MaxMind-DB-test-broken-pointers-24.mmdb"
+
+
+def _write_db(path: Path, networks: dict[str, dict[str, Any]], kind: str = "Test") -> Path:
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type=kind)
+    for network, record in networks.items():
+        writer.insert_network(IPSet([network]), record)
+    writer.to_db_file(str(path))
+    return path
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("database", [CITY, LITE_CITY])
+def test_geoip2_city_schema(database: Path) -> None:
+    geo = GeoLookup(database, None)
+    assert geo.lookup("81.2.69.142") == Location("GB", "GB-ENG", "", "")
+    assert geo.lookup("89.160.20.112") == Location("SE", "SE-E", "", "")
+    assert geo.lookup("216.160.83.56").region == "US-WA"
+
+
+def test_city_only_when_asked() -> None:
+    # City-level location is off by default (PRIVACY: minimal fields).
+    assert GeoLookup(CITY, None).lookup("81.2.69.142").city == ""
+    assert GeoLookup(CITY, None, keep_city=True).lookup("81.2.69.142").city == "London"
+
+
+def test_country_database_and_ipv6() -> None:
+    assert GeoLookup(COUNTRY, None).lookup("2001:218::") == Location("JP", "", "", "")
+
+
+def test_asn_database_gives_isp() -> None:
+    geo = GeoLookup(COUNTRY, ASN)
+    assert geo.lookup("1.128.0.0").isp == "Telstra Pty Ltd"
+    assert geo.lookup("89.160.20.112") == Location("SE", "", "", "Bredband2 AB")
+
+
+@pytest.mark.parametrize("ip", ["", "not an ip", "999.1.1.1", "10.0.0.1", "::1"])
+def test_invalid_or_unknown_address_is_empty(ip: str) -> None:
+    assert GeoLookup(CITY, ASN).lookup(ip) == Location("", "", "", "")
+
+
+def test_location_has_no_coordinates() -> None:
+    # Coordinates are never kept: the type has no field for them.
+    assert Location._fields == ("country", "region", "city", "isp")
+
+
+def test_no_database_configured() -> None:
+    geo = GeoLookup(None, None)
+    assert geo.lookup("81.2.69.142") == Location()
+    assert "collector geoip update" in geo.describe()
+
+
+def test_describe_names_loaded_databases() -> None:
+    description = GeoLookup(CITY, ASN).describe()
+    assert "GeoIP2-City" in description and "GeoLite2-ASN" in description
+
+
+def test_broken_database_fails_at_startup() -> None:
+    with pytest.raises(ConfigurationError, match="COLLECTOR_GEOIP_DB") as caught:
+        GeoLookup(BROKEN, None)
+    assert str(BROKEN) in str(caught.value)
+
+
+def test_missing_or_garbage_files_fail_at_startup(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="COLLECTOR_ASN_DB"):
+        GeoLookup(None, tmp_path / "missing.mmdb")
+    garbage = tmp_path / "garbage.mmdb"
+    garbage.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(ConfigurationError, match="COLLECTOR_GEOIP_DB"):
+        GeoLookup(garbage, None)
+
+
+def test_flat_ip_location_db_schema(tmp_path: Path) -> None:
+    city = _write_db(
+        tmp_path / "dbip-city.mmdb",
+        {
+            "81.2.69.0/24": {"country_code": "GB", "state1": "ENG", "city": "London"},
+            "2001:218::/32": {"country_code": "JP", "state1": "", "city": ""},
+        },
+    )
+    asn = _write_db(
+        tmp_path / "asn.mmdb",
+        {"81.2.69.0/24": {"autonomous_system_number": 20712, "as_organization": "Andrews"}},
+    )
+    geo = GeoLookup(city, asn, keep_city=True)
+    assert geo.lookup("81.2.69.142") == Location("GB", "GB-ENG", "London", "Andrews")
+    assert geo.lookup("2001:218::1") == Location("JP", "", "", "")
+    assert GeoLookup(city, None).lookup("81.2.69.142").city == ""
+
+
+def test_reloads_when_the_file_changes(tmp_path: Path) -> None:
+    path = _write_db(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
+    clock = Clock()
+    geo = GeoLookup(path, None, clock=clock)
+    assert geo.lookup("192.0.2.1").country == "FR"
+
+    replacement = _write_db(
+        tmp_path / "new.mmdb", {"192.0.2.0/24": {"country_code": "DE", "city": "Berlin"}}
+    )
+    os.replace(replacement, path)
+    os.utime(path, ns=(1, 1))
+    assert geo.lookup("192.0.2.1").country == "FR"  # not checked before the interval
+
+    clock.now += 31
+    assert geo.lookup("192.0.2.1").country == "DE"
+
+
+def test_keeps_old_database_when_the_new_file_is_broken(tmp_path: Path) -> None:
+    path = _write_db(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
+    clock = Clock()
+    geo = GeoLookup(path, None, clock=clock)
+    # Updates replace the file (new inode), as update_geoip_database does.
+    broken = tmp_path / "broken.mmdb"
+    broken.write_bytes(b"truncated")
+    os.replace(broken, path)
+    clock.now += 31
+    assert geo.lookup("192.0.2.1").country == "FR"
+
+
+# --- geo_update against a local HTTP server -------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory served on 127.0.0.1 and its base URL (never the real internet)."""
+    root = tmp_path / "served"
+    root.mkdir()
+
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _gzip_country_db(directory: Path, name: str) -> None:
+    database = _write_db(
+        directory / "plain.mmdb",
+        {
+            "8.8.8.0/24": {"country": {"iso_code": "US"}},
+            "1.1.1.0/24": {"country": {"iso_code": "AU"}},
+        },
+        kind="DBIP-Country-Lite",
+    )
+    (directory / name).write_bytes(gzip.compress(database.read_bytes()))
+    database.unlink()
+
+
+def test_update_downloads_verifies_and_installs(served: tuple[Path, str], tmp_path: Path) -> None:
+    root, base = served
+    _gzip_country_db(root, "dbip-country-lite-2026-11.mmdb.gz")
+    data_dir = tmp_path / "data"
+    template = base + "/dbip-country-lite-{year:04d}-{month:02d}.mmdb.gz"
+    path = update_geoip_database(data_dir, template, now=datetime(2026, 11, 22, tzinfo=UTC))
+    assert path == data_dir / "geoip" / GEOIP_FILENAME
+    assert GeoLookup(path, None).lookup("8.8.8.8").country == "US"
+    assert [p.name for p in path.parent.iterdir()] == [GEOIP_FILENAME]
+
+
+def test_update_falls_back_to_previous_month(served: tuple[Path, str], tmp_path: Path) -> None:
+    root, base = served
+    _gzip_country_db(root, "dbip-country-lite-2025-12.mmdb.gz")
+    template = base + "/dbip-country-lite-{year:04d}-{month:02d}.mmdb.gz"
+    path = update_geoip_database(tmp_path, template, now=datetime(2026, 1, 2, tzinfo=UTC))
+    assert GeoLookup(path, None).lookup("1.1.1.1").country == "AU"
+
+
+def test_update_rejects_a_bad_file_and_keeps_the_old_one(
+    served: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, base = served
+    _gzip_country_db(root, "good.mmdb.gz")
+    installed = update_geoip_database(tmp_path, base + "/good.mmdb.gz")
+    before = installed.read_bytes()
+    (root / "bad.mmdb.gz").write_bytes(gzip.compress(b"<html>not found</html>"))
+    with pytest.raises(CollectorError, match="not a MaxMind DB"):
+        update_geoip_database(tmp_path, base + "/bad.mmdb.gz")
+    assert installed.read_bytes() == before
+    assert [p.name for p in installed.parent.iterdir()] == [GEOIP_FILENAME]
+
+
+def test_update_rejects_a_database_without_countries(
+    served: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, base = served
+    _write_db(root / "empty.mmdb", {"192.0.2.0/24": {"name": "documentation"}})
+    with pytest.raises(CollectorError, match="no country"):
+        update_geoip_database(tmp_path, base + "/empty.mmdb")
+
+
+def test_update_reports_missing_files(served: tuple[Path, str], tmp_path: Path) -> None:
+    _, base = served
+    with pytest.raises(CollectorError, match="HTTP 404"):
+        update_geoip_database(tmp_path, base + "/missing-{year}-{month:02d}.mmdb.gz")
+
+
+def test_attribution_is_recorded() -> None:
+    assert "IP Geolocation by DB-IP" in DBIP_ATTRIBUTION
+    assert "https://db-ip.com" in DBIP_ATTRIBUTION
