@@ -108,6 +108,7 @@ def documented_settings() -> list[tuple[str, str, str]]:
     for field in dataclasses.fields(Settings):
         default = field.default
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        shown = str(shown).lower() if isinstance(shown, bool) else shown
         rows.append((env_name(field.name), "" if shown is None else str(shown),
                      field.metadata["help"]))
     return rows

@@ -35,8 +35,8 @@ class _Batch:
 
 @dataclass
 class WriterStats:
-    accepted_rows: int = 0
-    written_rows: int = 0
+    accepted: dict[str, int] = field(default_factory=dict)  # rows per table
+    written: dict[str, int] = field(default_factory=dict)
     failed_attempts: int = 0
     last_error: str = ""
 
@@ -73,11 +73,12 @@ class Writer:
         with self._lock:
             if self._buffered_rows + count > self._max_rows or self._stopping:
                 raise OverloadedError("the write buffer is full; retry shortly")
+            accepted = self.stats.accepted
             for table, rows in rows_by_table.items():
                 self._buffer[table].extend(rows)
+                accepted[table] = accepted.get(table, 0) + len(rows)
             self._buffered_rows += count
             self._buffered_bytes += size
-            self.stats.accepted_rows += count
             full = (self._buffered_rows >= self._flush_rows
                     or self._buffered_bytes >= self._flush_bytes)
         if full:
@@ -149,6 +150,6 @@ class Writer:
                                self.stats.last_error, batch.attempts, len(rows))
                 return False
             batch.written_tables.add(table)
-            self.stats.written_rows += len(rows)
+            self.stats.written[table] = self.stats.written.get(table, 0) + len(rows)
         self.stats.failed_attempts = 0
         return True

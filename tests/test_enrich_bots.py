@@ -43,23 +43,31 @@ def test_flags_almost_no_real_browsers() -> None:
         ("libwww-perl/6.72", "http-client"),
         ("Scrapy/2.11.0 (+https://scrapy.org)", "http-client"),
         (
-            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-            "HeadlessChrome/120.0.0.0 Safari/537.36",
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                "HeadlessChrome/120.0.0.0 Safari/537.36"
+            ),
             "headless",
         ),
         (
-            "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) "
-            "PhantomJS/2.1.1 Safari/538.1",
+            (
+                "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) "
+                "PhantomJS/2.1.1 Safari/538.1"
+            ),
             "headless",
         ),
         (
-            "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 "
-            "(KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse",
+            (
+                "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 "
+                "(KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse"
+            ),
             "headless",
         ),
         (
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-            "scraper/1.0 Chrome/120.0.6099.56 Electron/28.0.0 Safari/537.36",
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                "scraper/1.0 Chrome/120.0.6099.56 Electron/28.0.0 Safari/537.36"
+            ),
             "headless",
         ),
         ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "crawler"),

@@ -15,7 +15,9 @@ from collector.enrich import ReferrerClass, SpamList, classify_referrer, update_
 from collector.enrich.referrers import KNOWN_REFERRERS, MEDIUMS
 from collector.errors import CollectorError
 
-SPAMMERS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "referrers" / "spammers.txt"
+SPAMMERS = (
+    Path(__file__).resolve().parents[2] / "shared" / "testdata" / "referrers" / "spammers.txt"
+)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +130,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     server = ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root))
     )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     try:
         yield root, f"http://127.0.0.1:{server.server_address[1]}"
     finally:

@@ -40,7 +40,7 @@ _Resolved = tuple[_Versioned | None, _Versioned | None, _Branded | None]
 
 
 def _rust_resolve() -> Callable[[str], _Resolved]:
-    import ua_parser_rs  # type: ignore[import-not-found]
+    import ua_parser_rs
 
     # Lazy matchers carry only the pattern strings: Rust compiles them, Python never does.
     browsers, systems, devices = load_lazy_builtins()

@@ -69,7 +69,7 @@ def _rules() -> list[tuple[str, str]]:
 
 
 def _compile_rust(rules: Iterable[tuple[str, str]]) -> Callable[[str], str]:
-    import ua_parser_rs  # type: ignore[import-not-found]
+    import ua_parser_rs
 
     # The extractor reports the "family" of the first matching rule: here, the reason.
     extractor = ua_parser_rs.UserAgentExtractor(

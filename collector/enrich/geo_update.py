@@ -23,7 +23,9 @@ from maxminddb.errors import InvalidDatabaseError
 
 from collector.errors import CollectorError
 
-DBIP_URL_TEMPLATE = "https://download.db-ip.com/free/dbip-country-lite-{year:04d}-{month:02d}.mmdb.gz"
+DBIP_URL_TEMPLATE = (
+    "https://download.db-ip.com/free/dbip-country-lite-{year:04d}-{month:02d}.mmdb.gz"
+)
 DBIP_ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), licensed under CC BY 4.0"
 DBIP_ATTRIBUTION_URL = "https://db-ip.com"
 GEOIP_SUBDIRECTORY = "geoip"

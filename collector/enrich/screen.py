@@ -2,7 +2,9 @@
 
 Exact screen sizes are never kept (PRIVACY: "exact screen size never kept"): combined with
 other fields they narrow a visitor down, while four classes are all reports need.
-Breakpoints follow common CSS frameworks (Bootstrap's 576 / 992 px, a 1440 px desktop).
+Breakpoints follow common CSS frameworks (Bootstrap's 576 / 992 px, a 1440 px desktop):
+
+    width < 576 → "mobile",  < 992 → "tablet",  < 1440 → "laptop",  otherwise "desktop"
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ LAPTOP_BELOW = 1440
 
 
 def screen_class(width: int | None) -> str:
-    """"mobile" < 576 ≤ "tablet" < 992 ≤ "laptop" < 1440 ≤ "desktop"; "" when unknown."""
+    """The class of a CSS pixel width (see module docstring); "" when unknown."""
     # Exact screen size is never stored: only this class leaves the function.
     if not width or width <= 0:
         return ""

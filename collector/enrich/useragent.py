@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from crawleruseragents import CRAWLER_USER_AGENTS_DATA
+
 from collector.enrich._parser import ParsedUserAgent, parse_user_agent
 from collector.enrich.bots import CRAWLER, pattern_bot_reason
 
@@ -104,3 +106,18 @@ def classify_user_agent(ua: str) -> UserAgentInfo:
         device=_device_class(parsed),
         bot="",
     )
+
+
+def warm_up() -> int:
+    """Run the parser over the crawler examples shipped with crawler-user-agents.
+
+    The compiled regex engines build their automata lazily, so the first few thousand
+    new strings after startup cost 2-3x more. Calling this once at startup (~0.2 s) moves
+    that cost out of the first requests. Returns the number of strings parsed.
+    """
+    examples = [
+        example for entry in CRAWLER_USER_AGENTS_DATA for example in entry.get("instances", [])
+    ]
+    for example in examples:
+        parse_user_agent(example)
+    return len(examples)

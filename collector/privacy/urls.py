@@ -38,9 +38,14 @@ class PageUrlCleaner:
         self._allowlist = query_allowlist
         self._scrub = scrub
         self._max_length = max_length
+        # Popular pages repeat; the cache lives in memory only and holds no address.
+        self.clean = lru_cache(maxsize=16384)(self._clean)  # type: ignore[method-assign]
 
     def clean(self, url: str, hash_mode: bool = False) -> CleanPage:
         """Host without ``www.`` and scrubbed path; raises InvalidField for a non-URL."""
+        return self._clean(url, hash_mode)
+
+    def _clean(self, url: str, hash_mode: bool = False) -> CleanPage:
         try:
             parts = urlsplit(url)
         except ValueError:
@@ -72,6 +77,7 @@ class PageUrlCleaner:
         return any(fnmatchcase(key, pattern) for pattern in self._allowlist)
 
 
+@lru_cache(maxsize=16384)
 def clean_referrer(referrer: str | None, site_host: str, max_length: int = 512) -> str:
     """``host/path`` of the referrer, or "" when absent, unparsable or the site itself."""
     if not referrer:

@@ -1,0 +1,187 @@
+"""Ingest throughput: the collector against a bare Starlette endpoint, side by side.
+
+Starts, one after the other on loopback and with the same uvicorn settings (one
+worker, no access log), a bare Starlette app that only reads the body and
+answers 202, and ``collector serve`` on a fresh embedded data directory. Drives
+both with the same load (wrk when installed, else benchmarks/loadgen.py), prints
+events/s, p50/p99 latency and peak RSS for each, the ratio collector/bare, and
+checks that every event the collector accepted is a row in ClickHouse after its
+shutdown flush.
+
+    python benchmarks/bench_ingest.py --seconds 10 --connections 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+BODY = json.dumps({"n": "pageview", "u": "https://bench.example/pricing?utm_source=newsletter",
+                   "d": "bench.example", "r": "https://www.google.com/", "w": 1440})
+BARE_APP = textwrap.dedent("""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def event(request):
+        await request.body()
+        return Response(b"ok", 202)
+
+    async def health(request):
+        return Response(b"ok")
+
+    app = Starlette(routes=[Route("/api/event", event, methods=["POST"]),
+                            Route("/api/health", health)])
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_up(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
+def peak_rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def drive(port: int, seconds: float, connections: int) -> dict[str, float]:
+    if shutil.which("wrk"):
+        return _drive_with_wrk(port, seconds, connections)
+    output = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("loadgen.py")), "--port", str(port),
+         "--seconds", str(seconds), "--connections", str(connections), "--body", BODY],
+        capture_output=True, text=True, check=True).stdout
+    result = json.loads(output)
+    return {"per_second": result["per_second"], "p50_ms": result["p50_ms"],
+            "p99_ms": result["p99_ms"], "requests": result["requests"],
+            "errors": sum(n for status, n in result["statuses"].items() if status != "202"),
+            "tool": "loadgen.py"}
+
+
+def _drive_with_wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(BODY)}\n"
+        'wrk.headers["Content-Type"] = "text/plain"\n'
+        'wrk.headers["User-Agent"] = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) '
+        'AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"\n')
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}/api/event"], capture_output=True, text=True, check=True).stdout
+    script.unlink()
+    return {"per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "p50_ms": _wrk_latency(output, "50%"), "p99_ms": _wrk_latency(output, "99%"),
+            "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+            "errors": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)",
+                                                          output)) else 0,
+            "tool": "wrk"}
+
+
+def _wrk_latency(output: str, percentile: str) -> float:
+    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", output).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_bare(seconds: float, connections: int, workdir: Path) -> dict[str, float]:
+    (workdir / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--no-access-log",
+         "--log-level", "warning"], cwd=workdir)
+    try:
+        wait_until_up(port, process)
+        result = drive(port, seconds, connections)
+        result["peak_rss_mib"] = peak_rss_mib(process.pid)
+        return result
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def run_collector(seconds: float, connections: int, workdir: Path,
+                  access_log: bool) -> dict[str, float]:
+    port = free_port()
+    data_dir = workdir / "collector-data"
+    env = {**os.environ, "COLLECTOR_DATA_DIR": str(data_dir), "COLLECTOR_PORT": str(port),
+           "COLLECTOR_ACCESS_LOG": str(access_log).lower(), "COLLECTOR_LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "collector", "serve"], env=env,
+                               stdout=subprocess.DEVNULL)
+    try:
+        wait_until_up(port, process)
+        result = drive(port, seconds, connections)
+        result["peak_rss_mib"] = peak_rss_mib(process.pid)
+        health = json.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/health", timeout=5).read())
+        result["accepted"] = health["accepted_rows"].get("events", 0)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    result["stored"] = _count_rows(env)
+    return result
+
+
+def _count_rows(env: dict[str, str]) -> int:
+    code = ("from collector.settings import Settings\nfrom collector.storage import open_store\n"
+            "print(open_store(Settings.from_env().store_url).rows("
+            "'SELECT count() FROM events')[0][0])")
+    return int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, check=True).stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--access-log", action="store_true",
+                        help="run the collector with its access log on (default off, like bare)")
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        workdir = Path(directory)
+        bare = run_bare(arguments.seconds, arguments.connections, workdir)
+        ours = run_collector(arguments.seconds, arguments.connections, workdir,
+                             arguments.access_log)
+    print(f"load: {bare['tool']}, {arguments.connections} connections, "
+          f"{arguments.seconds:.0f}s each, one uvicorn worker, loopback")
+    print(f"{'':12}{'events/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'peak RSS MiB':>14}{'errors':>8}")
+    for name, result in (("bare", bare), ("collector", ours)):
+        print(f"{name:12}{result['per_second']:>12.0f}{result['p50_ms']:>10.2f}"
+              f"{result['p99_ms']:>10.2f}{result['peak_rss_mib']:>14.0f}{result['errors']:>8.0f}")
+    print(f"ratio collector/bare: {ours['per_second'] / bare['per_second']:.2f}x (target >= 0.5x)")
+    lost = ours["accepted"] - ours["stored"]
+    print(f"accepted events: {ours['accepted']}, rows in ClickHouse after shutdown: "
+          f"{ours['stored']} ({'no loss' if lost == 0 else f'MISMATCH {lost}'})")
+    if lost:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

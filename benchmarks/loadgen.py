@@ -1,0 +1,79 @@
+"""A small HTTP/1.1 keep-alive load generator, used when wrk is not installed.
+
+Opens N connections to one loopback address and sends the same POST over each
+for a fixed time, recording each request's latency. Bounded in time and count;
+run it in its own process so it does not share a core's interpreter with the server.
+
+    python benchmarks/loadgen.py --port 8000 --seconds 10 --connections 32 --body '{...}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+
+async def _connection(host: str, port: int, request: bytes, deadline: float,
+                      latencies: list[float], statuses: dict[int, int], limit: int) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.perf_counter() < deadline and len(latencies) < limit:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+
+
+async def run(host: str, port: int, path: str, body: bytes, seconds: float, connections: int,
+              limit: int = 10_000_000) -> dict[str, object]:
+    request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: text/plain\r\n"
+               "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+               "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(*(_connection(host, port, request, deadline, latencies, statuses, limit)
+                           for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "statuses": statuses,
+        "per_second": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0.0,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default="/api/event")
+    parser.add_argument("--body", required=True)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    arguments = parser.parse_args()
+    if not arguments.host.startswith("127.") and arguments.host not in ("localhost", "::1"):
+        parser.error("load is only ever sent to loopback addresses")
+    result = asyncio.run(run(arguments.host, arguments.port, arguments.path,
+                             arguments.body.encode(), arguments.seconds, arguments.connections))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

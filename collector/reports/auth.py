@@ -1,0 +1,118 @@
+"""API keys and public share tokens for the reports API.
+
+A token is ``ck_<id>_<secret>`` (API key) or ``cs_<id>_<secret>`` (share
+token). Only the SHA-256 of the secret is stored and the token is shown once;
+checking compares digests in constant time. Keys are scoped to one site and
+revocable; share tokens are read-only like everything in the reports API, and
+see breakdowns with the stricter public k-threshold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from collector.errors import Forbidden, InvalidField, Unauthorized
+from collector.storage import Store
+
+API_KEY = "api"
+SHARE = "share"
+_PREFIXES = {API_KEY: "ck", SHARE: "cs"}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a checked token allows: reading one site's reports."""
+
+    key_id: str
+    site: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    site: str
+    kind: str
+    label: str
+    created_ms: int
+    revoked: bool
+
+
+def create_key(store: Store, site: str, kind: str = API_KEY, label: str = "") -> str:
+    """Store a new key's hash and return the token, which is never stored nor shown again."""
+    if kind not in _PREFIXES:
+        raise InvalidField("must be api or share", "kind")
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    _save(store, KeyInfo(key_id, site, kind, label, int(time.time() * 1000), False),
+          _digest(secret))
+    return f"{_PREFIXES[kind]}_{key_id}_{secret}"
+
+
+def list_keys(store: Store, site: str | None = None) -> list[KeyInfo]:
+    rows = store.rows(
+        "SELECT key_id, site, kind, label, created_ms, revoked FROM api_keys FINAL "
+        "WHERE {site:String} = '' OR site = {site:String} ORDER BY site, created_ms",
+        {"site": site or ""})
+    return [KeyInfo(key_id, key_site, kind, label, created, bool(revoked))
+            for key_id, key_site, kind, label, created, revoked in rows]
+
+
+def revoke_key(store: Store, key_id: str) -> bool:
+    found = _stored(store, key_id)
+    if found is None:
+        return False
+    info, digest = found
+    _save(store, KeyInfo(info.key_id, info.site, info.kind, info.label, info.created_ms, True),
+          digest)
+    return True
+
+
+def check_token(store: Store, token: str | None) -> Grant:
+    """The grant of a valid, unrevoked token; Unauthorized otherwise."""
+    if not token:
+        raise Unauthorized("an API key is required: Authorization: Bearer <key>", "authorization")
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] not in _PREFIXES.values():
+        raise Unauthorized("not an API key or share token", "authorization")
+    found = _stored(store, parts[1])
+    # Constant-time comparison: response timing must not reveal how much of a secret matched.
+    if found is None or found[0].revoked or not hmac.compare_digest(found[1], _digest(parts[2])):
+        raise Unauthorized("unknown or revoked key", "authorization")
+    info = found[0]
+    if _PREFIXES[info.kind] != parts[0]:
+        raise Unauthorized("unknown or revoked key", "authorization")
+    return Grant(info.key_id, info.site, info.kind)
+
+
+def require_site(grant: Grant, site: str) -> None:
+    if grant.site != site:
+        raise Forbidden("this key does not give access to that site", "site_id")
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _stored(store: Store, key_id: str) -> tuple[KeyInfo, str] | None:
+    rows = store.rows(
+        "SELECT key_id, site, kind, label, created_ms, revoked, secret_sha256 FROM api_keys "
+        "FINAL WHERE key_id = {key_id:String}", {"key_id": key_id})
+    if not rows:
+        return None
+    key_id, site, kind, label, created, revoked, digest = rows[0]
+    return KeyInfo(key_id, site, kind, label, created, bool(revoked)), digest
+
+
+def _save(store: Store, info: KeyInfo, digest: str) -> None:
+    store.command(
+        "INSERT INTO api_keys (key_id, site, kind, secret_sha256, label, created_ms, revoked, "
+        "version) VALUES ({key_id:String}, {site:String}, {kind:String}, {digest:String}, "
+        "{label:String}, {created:UInt64}, {revoked:UInt8}, {version:UInt64})",
+        {"key_id": info.key_id, "site": info.site, "kind": info.kind, "digest": digest,
+         "label": info.label, "created": info.created_ms, "revoked": int(info.revoked),
+         "version": time.time_ns()})

@@ -1,0 +1,127 @@
+"""Date ranges in the site timezone: periods, the comparison period and time buckets.
+
+A resolved range is a half-open UTC interval ``[start, end)`` plus the local
+dates it covers, so that "7d" in Europe/Berlin means seven Berlin days, DST
+included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from collector.errors import InvalidField
+
+PERIOD_DAYS = {"7d": 7, "28d": 28, "30d": 30}
+PERIOD_MONTHS = {"6mo": 6, "12mo": 12}
+MAX_RANGE_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class DateRange:
+    start: datetime  # UTC, inclusive
+    end: datetime  # UTC, exclusive
+    first_day: date  # local
+    last_day: date  # local, inclusive
+
+    def previous(self, timezone_name: str) -> DateRange:
+        """The period of the same length just before this one."""
+        if _is_midnight(self.start, timezone_name):
+            length = (self.last_day - self.first_day).days + 1
+            return days_range(self.first_day - timedelta(days=length),
+                              self.first_day - timedelta(days=1), timezone_name)
+        span = self.end - self.start
+        return moment_range(self.start - span, self.start, timezone_name)
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidField(f"unknown timezone {name!r}", "timezone") from None
+
+
+def resolve(value: str | tuple[str, str], timezone_name: str, now: datetime,
+            first_data_day: date | None = None) -> DateRange:
+    """The UTC interval of a ``date_range`` value, with days in ``timezone_name``."""
+    today = now.astimezone(zone(timezone_name)).date()
+    if isinstance(value, tuple):
+        return days_range(_iso_date(value[0], "date_range[0]"),
+                          _iso_date(value[1], "date_range[1]"), timezone_name)
+    if value == "day":
+        return days_range(today, today, timezone_name)
+    if value == "24h":
+        return moment_range(now - timedelta(hours=24), now, timezone_name)
+    if value in PERIOD_DAYS:
+        return days_range(today - timedelta(days=PERIOD_DAYS[value] - 1), today, timezone_name)
+    if value == "month":
+        return days_range(today.replace(day=1), today, timezone_name)
+    if value in PERIOD_MONTHS:
+        return days_range(_months_before(today.replace(day=1), PERIOD_MONTHS[value] - 1),
+                          today, timezone_name)
+    if value == "year":
+        return days_range(today.replace(month=1, day=1), today, timezone_name)
+    if value == "all":
+        return days_range(min(first_data_day or today, today), today, timezone_name)
+    raise InvalidField("unknown period (day, 24h, 7d, 28d, 30d, month, 6mo, 12mo, year, all, "
+                       "or [start, end] ISO dates)", "date_range")
+
+
+def days_range(first: date, last: date, timezone_name: str) -> DateRange:
+    if last < first:
+        raise InvalidField("the end date is before the start date", "date_range")
+    if (last - first).days > MAX_RANGE_DAYS:
+        raise InvalidField(f"longer than {MAX_RANGE_DAYS} days", "date_range")
+    return DateRange(local_midnight(first, timezone_name),
+                     local_midnight(last + timedelta(days=1), timezone_name), first, last)
+
+
+def moment_range(start: datetime, end: datetime, timezone_name: str) -> DateRange:
+    local = zone(timezone_name)
+    return DateRange(start.astimezone(timezone.utc), end.astimezone(timezone.utc),
+                     start.astimezone(local).date(), end.astimezone(local).date())
+
+
+def local_midnight(day: date, timezone_name: str) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone(timezone_name)) \
+        .astimezone(timezone.utc)
+
+
+def is_hour_aligned(moment: datetime) -> bool:
+    return moment.minute == 0 and moment.second == 0 and moment.microsecond == 0
+
+
+def bucket_labels(dimension: str, period: DateRange, timezone_name: str) -> list[str]:
+    """Every time bucket of ``period`` as the API shows it, in order."""
+    local = zone(timezone_name)
+    if dimension == "time:hour":
+        labels, moment = [], period.start.replace(minute=0, second=0, microsecond=0)
+        while moment < period.end:
+            labels.append(moment.astimezone(local).strftime("%Y-%m-%d %H:00:00"))
+            moment += timedelta(hours=1)
+        return list(dict.fromkeys(labels))
+    days = [period.first_day + timedelta(days=offset)
+            for offset in range((period.last_day - period.first_day).days + 1)]
+    if dimension == "time:week":
+        days = [day - timedelta(days=day.weekday()) for day in days]
+    elif dimension == "time:month":
+        days = [day.replace(day=1) for day in days]
+    return list(dict.fromkeys(day.isoformat() for day in days))
+
+
+def _is_midnight(moment: datetime, timezone_name: str) -> bool:
+    local = moment.astimezone(zone(timezone_name))
+    return (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0)
+
+
+def _iso_date(text: str, field: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidField("not an ISO date (YYYY-MM-DD)", field) from None
+
+
+def _months_before(first_of_month: date, months: int) -> date:
+    index = first_of_month.year * 12 + first_of_month.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)

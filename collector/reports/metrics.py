@@ -1,0 +1,93 @@
+"""Report metrics: the additive components SQL computes, and the metrics derived from them.
+
+Queries only ever aggregate six components (visitors, visits, pageviews,
+events, bounces, duration); rates are computed here from those sums. That keeps
+one formula for raw tables, rollups, sampled queries and the ``(other)`` row of
+k-threshold folding, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from collector.reports.dimensions import EVENTS, EVENTS_ROLLUP, VISITS, VISITS_ROLLUP
+
+COMPONENTS = ("visitors", "visits", "pageviews", "events", "bounces", "duration")
+
+# Which components each metric needs; percentage and conversion_rate also need a total.
+METRICS: dict[str, tuple[str, ...]] = {
+    "visitors": ("visitors",),
+    "visits": ("visits",),
+    "pageviews": ("pageviews",),
+    "views_per_visit": ("pageviews", "visits"),
+    "bounce_rate": ("bounces", "visits"),
+    "visit_duration": ("duration", "visits"),
+    "events": ("events",),
+    "conversion_rate": ("visitors",),
+    "percentage": ("visitors",),
+}
+
+# Components each source can compute, as SQL over that source's columns.
+COMPONENT_SQL: dict[str, dict[str, str]] = {
+    EVENTS: {
+        "visitors": "uniq(visitor)",
+        "visits": "uniqIf(visit, visit != 0)",
+        "pageviews": "countIf(name = 'pageview')",
+        "events": "count()",
+    },
+    VISITS: {
+        "visitors": "uniq(visitor)",
+        "visits": "sum(sign)",
+        "pageviews": "sum(sign * pageviews)",
+        "events": "sum(sign * events)",
+        "bounces": "sum(sign * is_bounce)",
+        "duration": "sum(sign * duration)",
+    },
+    EVENTS_ROLLUP: {
+        "visitors": "uniqMerge(visitors)",
+        "visits": "uniqMerge(visits)",
+        "pageviews": "sumIf(events, name = 'pageview')",
+        "events": "sum(events)",
+    },
+    VISITS_ROLLUP: {
+        "visitors": "uniqMerge(visitors)",
+        "visits": "sum(visits)",
+        "pageviews": "sum(pageviews)",
+        "events": "sum(events)",
+        "bounces": "sum(bounces)",
+        "duration": "sum(duration)",
+    },
+}
+
+# Rates are differences in percentage points in comparisons; counts are relative changes.
+RATE_METRICS = ("bounce_rate", "conversion_rate", "percentage")
+
+
+def needs_visit_table(metrics: tuple[str, ...]) -> bool:
+    """True when a metric needs components only the visits table has."""
+    return any(part in ("bounces", "duration") for name in metrics for part in METRICS[name])
+
+
+def metric_value(name: str, parts: Mapping[str, float], total_visitors: float) -> float | int:
+    """The value of metric ``name`` from aggregated components."""
+    visits = parts.get("visits", 0)
+    if name == "views_per_visit":
+        return round(parts["pageviews"] / visits, 2) if visits else 0.0
+    if name == "bounce_rate":
+        return round(100 * parts["bounces"] / visits) if visits else 0
+    if name == "visit_duration":
+        return round(parts["duration"] / visits) if visits else 0
+    if name == "percentage":
+        return round(100 * parts["visitors"] / total_visitors, 1) if total_visitors else 0.0
+    if name == "conversion_rate":
+        return round(100 * parts["visitors"] / total_visitors, 2) if total_visitors else 0.0
+    return int(round(parts[name]))
+
+
+def change(name: str, current: float, previous: float) -> float | int | None:
+    """Plausible's ``change``: percent change for counts, point difference for rates."""
+    if name in RATE_METRICS:
+        return round(current - previous, 1)
+    if previous == 0:
+        return None if current == 0 else 100
+    return round(100 * (current - previous) / previous)

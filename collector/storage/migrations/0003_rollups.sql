@@ -1,0 +1,97 @@
+-- Hourly rollups filled by materialized views, so the dashboard's unfiltered
+-- reports read thousands of pre-aggregated rows instead of millions of events.
+-- Hours are UTC; reports bucket them in the site timezone (whole-hour offsets).
+
+-- Visits, in long form: one row per (hour, dimension, value). dimension '' is
+-- the site total. Additive metrics are sums over sign, so a visit's -1/+1
+-- update pairs cancel exactly; visitors are uniq states. exit_page is left out
+-- on purpose: it changes within a visit, and a uniq state cannot forget the
+-- old exit page, so exit-page visitors come from the raw table.
+CREATE TABLE IF NOT EXISTS visits_rollup
+(
+    site        LowCardinality(String),
+    dimension   LowCardinality(String),
+    hour        DateTime('UTC'),
+    value       String,
+    visitors    AggregateFunction(uniq, UInt64),
+    visits      SimpleAggregateFunction(sum, Int64),
+    pageviews   SimpleAggregateFunction(sum, Int64),
+    events      SimpleAggregateFunction(sum, Int64),
+    bounces     SimpleAggregateFunction(sum, Int64),
+    duration    SimpleAggregateFunction(sum, Int64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (site, dimension, hour, value)
+TTL hour + INTERVAL 25 MONTH DELETE
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS visits_rollup_mv TO visits_rollup AS
+SELECT
+    site,
+    pair.1 AS dimension,
+    toStartOfHour(start_time) AS hour,
+    pair.2 AS value,
+    uniqState(visitor) AS visitors,
+    sum(toInt64(sign)) AS visits,
+    sum(sign * toInt64(pageviews)) AS pageviews,
+    sum(sign * toInt64(events)) AS events,
+    sum(sign * toInt64(is_bounce)) AS bounces,
+    sum(sign * toInt64(duration)) AS duration
+FROM visits
+ARRAY JOIN [
+    ('', ''),
+    ('entry_page', entry_page),
+    ('referrer_source', toString(referrer_source)),
+    ('referrer', referrer),
+    ('channel', toString(channel)),
+    ('utm_source', toString(utm_source)),
+    ('utm_medium', toString(utm_medium)),
+    ('utm_campaign', utm_campaign),
+    ('utm_term', utm_term),
+    ('utm_content', utm_content),
+    ('browser', toString(browser)),
+    ('browser_version', toString(browser_version)),
+    ('os', toString(os)),
+    ('os_version', toString(os_version)),
+    ('device', toString(device)),
+    ('country', toString(country)),
+    ('region', toString(region)),
+    ('city', toString(city)),
+    ('language', toString(language)),
+    ('isp', toString(isp))
+] AS pair
+GROUP BY site, dimension, hour, value;
+
+-- Events per (hour, name, hostname, page): pages, custom events and goals.
+-- Engagement events only refine visit durations; they are not counted here.
+CREATE TABLE IF NOT EXISTS events_rollup
+(
+    site        LowCardinality(String),
+    hour        DateTime('UTC'),
+    name        LowCardinality(String),
+    hostname    LowCardinality(String),
+    pathname    String,
+    visitors    AggregateFunction(uniq, UInt64),
+    visits      AggregateFunction(uniq, UInt64),
+    events      SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (site, hour, name, hostname, pathname)
+TTL hour + INTERVAL 25 MONTH DELETE
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS events_rollup_mv TO events_rollup AS
+SELECT
+    site,
+    toStartOfHour(timestamp) AS hour,
+    name,
+    hostname,
+    pathname,
+    uniqState(visitor) AS visitors,
+    uniqState(visit) AS visits,
+    count() AS events
+FROM events
+WHERE name != 'engagement'
+GROUP BY site, hour, name, hostname, pathname;
