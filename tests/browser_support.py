@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 from urllib.parse import quote
 
 import uvicorn
@@ -56,7 +57,7 @@ class BackgroundServer:
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._socket]}, daemon=True)
 
-    def __enter__(self) -> BackgroundServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         wait_until(lambda: self._server.started or not self._thread.is_alive(), timeout=15)
         if not self._server.started:

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from collector.tracker import SCRIPT, script_endpoint
+from collector.tracker.assets import SCRIPT, script_endpoint
 from collector.tracker.build import SOURCE, build, gzipped_size, minify
 
 GZIP_BUDGET = 1000

@@ -1,6 +1,3 @@
-"""The tracking script sites embed: source in ``script.js``, built by ``build.py``,
-served by ``assets.script_endpoint`` at ``/js/script.js``."""
-
-from collector.tracker.assets import SCRIPT, script_endpoint
-
-__all__ = ["SCRIPT", "script_endpoint"]
+"""The tracking script sites embed: source in ``script.js``, built by ``build.py``
+(comments, whitespace and long local names removed), served by
+``assets.script_endpoint`` at ``/js/script.js``."""

@@ -19,7 +19,7 @@ MEDIA_TYPE = "application/javascript"
 CACHE_CONTROL = "public, max-age=86400"
 
 
-class _Asset:
+class Asset:
     def __init__(self, body: bytes) -> None:
         self.body = body
         self.gzipped = gzip.compress(body, compresslevel=9, mtime=0)
@@ -28,14 +28,14 @@ class _Asset:
         self.gzip_etag = f'"{digest}-gz"'
 
 
-SCRIPT = _Asset(build())
+SCRIPT = Asset(build())
 
 
 async def script_endpoint(request: Request) -> Response:
     return asset_response(SCRIPT, request)
 
 
-def asset_response(asset: _Asset, request: Request) -> Response:
+def asset_response(asset: Asset, request: Request) -> Response:
     compressed = _accepts_gzip(request.headers.get("accept-encoding", ""))
     etag = asset.gzip_etag if compressed else asset.etag
     headers = {
