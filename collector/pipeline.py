@@ -24,9 +24,14 @@ from collector.enrich import (
 )
 from collector.event import Event
 from collector.ingest import IncomingEvent
-from collector.privacy import ClientAddressResolver, PageUrlCleaner, SaltKeeper, opted_out
-from collector.privacy import clean_referrer, visitor_hash
-from collector.privacy.urls import UTM_FIELDS
+from collector.privacy import (
+    ClientAddressResolver,
+    PageUrlCleaner,
+    SaltKeeper,
+    clean_referrer,
+    opted_out,
+    visitor_hash,
+)
 from collector.settings import Settings
 from collector.sites import SiteRegistry
 
@@ -83,9 +88,9 @@ class Pipeline:
         source, medium = classify_referrer(referrer_host)
         if not referrer_host:
             source = page.tags.get("ref") or page.tags.get("source") or ""
-        utm = [page.tags.get(name, "") for name in UTM_FIELDS]
-        if not source and utm[0]:
-            source = utm[0]
+        tags = page.tags
+        if not source:
+            source = tags.get("utm_source", "")
         # The IP is used from here to the end of this function, and never leaves it.
         ip = self._addresses.resolve(peer, headers)
         sites = [site for site in sites if not site.excludes(ip, page.pathname)]
@@ -100,7 +105,10 @@ class Pipeline:
             Event(
                 site.domain, now_ms, incoming.name,
                 visitor_hash(salt, site.domain, ip, user_agent), 0,
-                page.hostname, page.pathname, referrer, source, medium, *utm,
+                page.hostname, page.pathname, referrer, source, medium,
+                tags.get("utm_source", ""), tags.get("utm_medium", ""),
+                tags.get("utm_campaign", ""), tags.get("utm_term", ""),
+                tags.get("utm_content", ""),
                 agent.browser, agent.browser_version, agent.os, agent.os_version,
                 agent.device, screen, language,
                 location.country, location.region, location.city, location.isp,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from collector.event import EVENT_COLUMNS, Event
@@ -12,7 +12,7 @@ from collector.visits import VISIT_COLUMNS, VisitTracker
 
 SITE = "example.com"
 # Test data lies in the recent past: older rows would fall to the retention TTL.
-DAY0 = datetime.now(timezone.utc).date() - timedelta(days=20)
+DAY0 = datetime.now(UTC).date() - timedelta(days=20)
 
 
 def day(offset: int = 0) -> date:
@@ -21,7 +21,7 @@ def day(offset: int = 0) -> date:
 
 def at(clock: str, day_offset: int = 0) -> int:
     """Milliseconds since the epoch of ``clock`` ('10:00' or '10:00:30') UTC, DAY0 + offset."""
-    moment = datetime.combine(day(day_offset), time.fromisoformat(clock), timezone.utc)
+    moment = datetime.combine(day(day_offset), time.fromisoformat(clock), UTC)
     return int(moment.timestamp() * 1000)
 
 

@@ -9,7 +9,7 @@ from collector.privacy import SaltKeeper, visitor_hash
 from collector.privacy.salts import DAY_MS
 from collector.storage import Store
 
-NOON = dt.datetime(2026, 3, 10, 12, tzinfo=dt.timezone.utc).timestamp()
+NOON = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC).timestamp()
 
 
 class Clock:

@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_every_setting_is_documented_in_the_readme() -> None:
     readme = README.read_text()
-    for variable, default, help_text in documented_settings():
+    for variable, _default, help_text in documented_settings():
         assert f"| `{variable}` |" in readme, f"{variable} is missing from README.md"
         assert help_text in readme, f"README's text for {variable} is out of date"
 

@@ -8,7 +8,7 @@ included.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.errors import InvalidField
@@ -79,13 +79,13 @@ def days_range(first: date, last: date, timezone_name: str) -> DateRange:
 
 def moment_range(start: datetime, end: datetime, timezone_name: str) -> DateRange:
     local = zone(timezone_name)
-    return DateRange(start.astimezone(timezone.utc), end.astimezone(timezone.utc),
+    return DateRange(start.astimezone(UTC), end.astimezone(UTC),
                      start.astimezone(local).date(), end.astimezone(local).date())
 
 
 def local_midnight(day: date, timezone_name: str) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=zone(timezone_name)) \
-        .astimezone(timezone.utc)
+        .astimezone(UTC)
 
 
 def is_hour_aligned(moment: datetime) -> bool:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -150,17 +151,12 @@ def _identifier(name: str) -> str:
     return f"`{name}`"
 
 
-class _translated_errors:
-    """Context manager: driver exceptions become the collector's own."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
-        if error is None or isinstance(error, StorageError):
-            return False
-        if isinstance(error, OperationalError):
-            raise StorageUnavailable(f"ClickHouse is unreachable: {error}") from error
-        if isinstance(error, ClickHouseError):
-            raise StorageError(str(error)) from error
-        return False
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Driver exceptions become the collector's own."""
+    try:
+        yield
+    except OperationalError as error:
+        raise StorageUnavailable(f"ClickHouse is unreachable: {error}") from error
+    except ClickHouseError as error:
+        raise StorageError(str(error)) from error
