@@ -101,3 +101,13 @@ def test_browser_has_no_reason() -> None:
 )
 def test_prefetch(headers: dict[str, str], expected: bool) -> None:
     assert is_prefetch(headers) is expected
+
+
+def test_python_fallback_matches_like_the_rust_set() -> None:
+    # Without ua_parser_rs the same rules run in Python's re, with the same reasons.
+    from collector.enrich.bots import _compile_python, _rules, pattern_bot_reason
+
+    fallback = _compile_python(_rules())
+    samples = _lines("bots.txt")[:300] + _lines("traffic-weighted-10k.txt")[:300]
+    samples += ["curl/8.4.0", "HeadlessChrome/120", "Mozilla/5.0 Electron/28.0.0"]
+    assert [fallback(ua) for ua in samples] == [pattern_bot_reason(ua) for ua in samples]

@@ -28,32 +28,26 @@ HTTP_CLIENT = "http-client"
 CRAWLER = "crawler"
 
 # Automation and headless engines: real people never browse with these.
+# Flags are scoped, (?i:...), so the same patterns work in Rust and in Python's re.
 HEADLESS_PATTERNS: tuple[str, ...] = (
-    r"HeadlessChrome",
-    r"(?i)headless",
-    r"PhantomJS",
-    r"SlimerJS",
+    r"HeadlessChrome|(?i:headless)",
+    r"PhantomJS|SlimerJS|HtmlUnit|jsdom/|Splash|Nightmare",
     r"Electron/",
-    r"Chrome-Lighthouse|Lighthouse",
-    r"(?i)puppeteer|playwright|selenium|webdriver|cypress",
-    r"HtmlUnit",
-    r"jsdom/",
-    r"Splash",
-    r"Nightmare",
+    r"Lighthouse",
+    r"(?i:puppeteer|playwright|selenium|webdriver|cypress)",
 )
 
-# Libraries and tools that fetch pages programmatically; anchored where the product
-# token starts the string so that words inside real browser strings do not match.
+# Libraries and tools that fetch pages programmatically. Tokens that could appear inside
+# a real browser string are anchored at the start, where a client names itself.
 HTTP_CLIENT_PATTERNS: tuple[str, ...] = (
-    r"^(?i:curl|wget|libcurl|httpie|aria2|lwp-|lynx|links|w3m|fetch)",
-    r"(?i)python-requests|python-urllib|python-httpx|^python/|aiohttp|httpx/|urllib3",
-    r"(?i)go-http-client|^go |^Go/|fasthttp|resty",
-    r"^Java/|(?i)apache-httpclient|jakarta commons|okhttp|java-http-client",
-    r"(?i)\baxios/|node-fetch|undici|^node|got \(|superagent|needle/",
-    r"(?i)libwww-perl|^perl|mechanize|scrapy|^ruby|faraday|rest-client|httparty",
-    r"(?i)guzzlehttp|^php|winhttp|powershell|^dart:io|^Dart/|reqwest|^rust|hyper/",
-    r"(?i)^okhttp|^Apache-HttpAsyncClient|^Typhoeus|^Zend_Http|^Wget",
-    r"(?i)postmanruntime|insomnia|^http_request",
+    r"^(?i:curl|libcurl|wget|httpie|aria2|lwp-|fetch|http_request)",
+    r"(?i:python-requests|python-urllib|python-httpx|aiohttp|httpx/|urllib3)|^(?i:python)",
+    r"(?i:go-http-client|fasthttp|go-resty)|^Go[ /]",
+    r"^Java/|(?i:apache-httpclient|apache-httpasyncclient|jakarta commons|okhttp)",
+    r"(?i:java-http-client|axios/|node-fetch|undici|superagent|needle/)|^(?i:node|got )",
+    r"(?i:libwww-perl|mechanize|scrapy|faraday|rest-client|httparty|typhoeus)|^(?i:perl|ruby)",
+    r"(?i:guzzlehttp|zend_http|winhttp|powershell|reqwest|hyper/)|^(?i:php|dart|rust)",
+    r"(?i:postmanruntime|insomnia)",
 )
 
 

@@ -23,6 +23,7 @@ from collector.pipeline import Dropped
 CORS_HEADERS = {
     # Cross-site posts from any tracked page; never with credentials.
     "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "X-Collector-Dropped",
 }
 PREFLIGHT_HEADERS = {
     **CORS_HEADERS,
