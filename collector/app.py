@@ -26,8 +26,10 @@ from collector.logs import AccessLogMiddleware
 from collector.maintenance import Maintenance
 from collector.pipeline import Pipeline
 from collector.privacy import SaltKeeper
+from collector.reports.api import report_routes
 from collector.settings import Settings
 from collector.sites import SiteRegistry
+from collector.spool import Spool
 from collector.storage import Store, migrate, open_store
 from collector.tracker.assets import script_endpoint
 from collector.views.events import record_event, record_pixel
@@ -64,6 +66,7 @@ def create_app(settings: Settings, store: Store | None = None,
         Route("/pixel.gif", record_pixel, methods=["GET"]),
         Route("/js/script.js", script_endpoint, methods=["GET", "HEAD"]),
         Route("/api/health", health, methods=["GET"]),
+        *report_routes(),
     ]
     middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
@@ -87,7 +90,9 @@ def _start(app: Starlette, settings: Settings, store: Store,
     spam = SpamList.from_file(settings.spam_list or settings.data_dir / "referrer-spam.txt")
     writer = Writer(store, {"events": EVENT_COLUMNS, "visits": VISIT_COLUMNS},
                     flush_interval=settings.flush_interval, flush_rows=settings.flush_rows,
-                    flush_bytes=settings.flush_bytes, max_rows=settings.buffer_max_rows)
+                    flush_bytes=settings.flush_bytes, max_rows=settings.buffer_max_rows,
+                    spool=Spool(settings.spool_dir or settings.data_dir / "spool",
+                                settings.spool_max_bytes))
     app.state.store = store
     app.state.sites = sites
     app.state.salts = salts

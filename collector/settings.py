@@ -48,6 +48,13 @@ class Settings:
     buffer_max_rows: int = _setting(
         500000, "Buffered rows at which ingest answers 503 instead of accepting more."
     )
+    spool_dir: Path | None = _setting(
+        None, "Where batches wait on disk while ClickHouse is unreachable "
+        "(default: DATA_DIR/spool)."
+    )
+    spool_max_bytes: int = _setting(
+        1 << 30, "Disk the spool may use; beyond it ingest answers 503 once memory is full too."
+    )
     retention_months: int = _setting(13, "Months raw events are kept (ClickHouse TTL).")
     trusted_proxies: tuple[IPNetwork, ...] = _setting(
         (), "Comma-separated CIDRs of reverse proxies whose forwarding headers are believed."

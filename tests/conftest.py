@@ -51,8 +51,9 @@ def store(engine_url: str, request: pytest.FixtureRequest) -> Iterator[Store]:
 
 def app_settings(engine_url: str, **overrides: object) -> Settings:
     """Settings for a test app: the session engine, no access log, a fast writer."""
+    data_dir = Path(engine_url[len("chdb://"):]).parent / "collector-data"
     values: dict[str, object] = {"clickhouse_url": engine_url, "access_log": False,
-                                 "flush_interval": 0.05}
+                                 "flush_interval": 0.05, "data_dir": data_dir}
     values.update(overrides)
     return Settings.from_env({}, **values)
 

@@ -56,3 +56,40 @@ def store_events(store: Store, events: Iterable[Event],
     if visit_rows:
         store.insert_columns("visits", VISIT_COLUMNS, list(zip(*visit_rows)))
     return tracked
+
+
+def sample_site_events() -> list[Event]:
+    """The hand-built traffic of ``SITE`` whose every figure the report tests know.
+
+    Day 0: visitor 1 (Google, 2 pages then Signup, 360 s), visitor 2 (Twitter, bounce),
+    visitor 3 (direct: 2 pages for 600 s, then 50 minutes later a bouncing second visit),
+    visitor 4 (direct, /pricing + a non-interactive Download: still a bounce, 60 s).
+    Day 1: visitor 5 (Google, / + Signup, 60 s), visitor 6 (Twitter, bounce).
+    """
+    google = {"referrer_source": "Google", "referrer_medium": "search",
+              "referrer": "www.google.com/", "utm_campaign": "spring"}
+    twitter = {"referrer_source": "Twitter", "referrer_medium": "social",
+               "referrer": "t.co/x", "browser": "Firefox", "browser_version": "125",
+               "os": "Linux", "os_version": "", "device": "mobile", "country": "FR",
+               "region": "FR-IDF", "city": "Paris"}
+    us_mac = {"browser": "Safari", "browser_version": "17", "os": "Mac OS", "os_version": "14",
+              "country": "US", "region": "US-CA", "city": "San Francisco", "language": "en"}
+    android = {"os": "Android", "os_version": "14", "device": "mobile"}
+    return [
+        make_event(at("10:00"), 1, "/", **google),
+        make_event(at("10:02"), 1, "/pricing"),
+        make_event(at("10:05"), 1, "/pricing", name="Signup", prop_keys=["plan"],
+                   prop_values=["pro"]),
+        make_event(at("10:06"), 1, "/pricing", name="engagement", engaged_ms=30_000),
+        make_event(at("11:00"), 2, "/blog/a", **twitter),
+        make_event(at("12:00"), 3, "/", **us_mac),
+        make_event(at("12:10"), 3, "/blog/b", **us_mac),
+        make_event(at("13:00"), 3, "/", **us_mac),
+        make_event(at("14:00"), 4, "/pricing"),
+        make_event(at("14:01"), 4, "/pricing", name="Download", interactive=0,
+                   prop_keys=["file"], prop_values=["guide.pdf"]),
+        make_event(at("09:00", 1), 5, "/", **google, **android),
+        make_event(at("09:01", 1), 5, "/", name="Signup", prop_keys=["plan"],
+                   prop_values=["free"], **google, **android),
+        make_event(at("10:00", 1), 6, "/blog/a", **twitter),
+    ]

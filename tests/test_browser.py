@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 import pytest
 from starlette.applications import Starlette
 
-from collector.settings import Settings
 from collector.storage import Store
 from tests.browser_support import (
     CHROMIUM,
@@ -24,6 +23,7 @@ from tests.browser_support import (
     site_app,
     wait_until,
 )
+from tests.conftest import app_settings
 
 pytestmark = [
     pytest.mark.browser,
@@ -40,7 +40,7 @@ EVENT_COLUMNS = "name, pathname, referrer, referrer_source, prop_keys, prop_valu
 def collector(engine_url: str, store: Store) -> Iterator[tuple[str, Starlette]]:
     from collector.app import create_app
 
-    settings = Settings.from_env({}, clickhouse_url=engine_url, access_log=False)
+    settings = app_settings(engine_url)
     app = create_app(settings, store)
     with BackgroundServer(app) as server:
         yield server.url, app

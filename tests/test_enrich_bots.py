@@ -111,3 +111,8 @@ def test_python_fallback_matches_like_the_rust_set() -> None:
     samples = _lines("bots.txt")[:300] + _lines("traffic-weighted-10k.txt")[:300]
     samples += ["curl/8.4.0", "HeadlessChrome/120", "Mozilla/5.0 Electron/28.0.0"]
     assert [fallback(ua) for ua in samples] == [pattern_bot_reason(ua) for ua in samples]
+
+
+def test_bot_reason_agrees_with_classification() -> None:
+    samples = _lines("distinct-10k.txt")[:1000]
+    assert [bot_reason(ua) for ua in samples] == [classify_user_agent(ua).bot for ua in samples]

@@ -139,6 +139,18 @@ def test_reloads_when_the_file_changes(tmp_path: Path) -> None:
     assert geo.lookup("192.0.2.1").country == "DE"
 
 
+def test_opt_in_address_cache_is_cleared_on_reload(tmp_path: Path) -> None:
+    path = _write_db(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
+    clock = Clock()
+    geo = GeoLookup(path, None, clock=clock, cache_size=16)
+    assert geo.lookup("192.0.2.1") is geo.lookup("192.0.2.1")
+    replacement = _write_db(tmp_path / "new.mmdb", {"192.0.2.0/24": {"country_code": "DE"}})
+    os.replace(replacement, path)
+    os.utime(path, ns=(1, 1))
+    clock.now += 31
+    assert geo.lookup("192.0.2.1").country == "DE"
+
+
 def test_keeps_old_database_when_the_new_file_is_broken(tmp_path: Path) -> None:
     path = _write_db(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
     clock = Clock()

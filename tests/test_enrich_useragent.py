@@ -30,15 +30,15 @@ BROWSERS = [
     ),
     (
         (
-            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-            "Version/17.2 Safari/605.1.15"
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.2 Safari/605.1.15"
         ),
         ("Safari", "17", "macOS", "10.15", "desktop"),
     ),
     (
         (
-            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-            "Chrome/145.0.0.0 Safari/537.36"
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/145.0.0.0 Safari/537.36"
         ),
         ("Chrome", "145", "macOS", "10.15", "desktop"),
     ),
@@ -87,8 +87,8 @@ BROWSERS = [
     ),
     (
         (
-            "Mozilla/5.0 (iPad; CPU OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-            "Version/17.2 Mobile/15E148 Safari/604.1"
+            "Mozilla/5.0 (iPad; CPU OS 17_2 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1"
         ),
         ("Safari", "17", "iOS", "17.2", "tablet"),
     ),
@@ -168,3 +168,30 @@ def test_weighted_traffic_is_mostly_known_devices() -> None:
     devices = [classify_user_agent(ua).device for ua in lines if ua]
     known = sum(device in {"desktop", "mobile", "tablet"} for device in devices)
     assert known / len(devices) > 0.99
+
+
+def test_warm_up_parses_the_crawler_examples() -> None:
+    from collector.enrich.useragent import warm_up
+
+    assert warm_up() > 1000
+
+
+def test_public_api() -> None:
+    import collector.enrich as enrich
+
+    for name in [
+        "UserAgentInfo",
+        "classify_user_agent",
+        "bot_reason",
+        "is_prefetch",
+        "Location",
+        "GeoLookup",
+        "update_geoip_database",
+        "classify_referrer",
+        "ReferrerClass",
+        "SpamList",
+        "update_spam_list",
+        "screen_class",
+        "primary_language",
+    ]:
+        assert name in enrich.__all__ and hasattr(enrich, name)

@@ -13,6 +13,7 @@ async def health(request: Request) -> JSONResponse:
         "status": "ok" if not writer.stats.failed_attempts else "degraded",
         "store": "embedded" if state.store.embedded else "server",
         "buffered_rows": writer.buffered_rows,
+        "spooled_batches": writer.spooled_batches,
         "accepted_rows": writer.stats.accepted,
         "written_rows": writer.stats.written,
         "last_write_error": writer.stats.last_error or None,

@@ -1,0 +1,1 @@
+"""Reports: aggregated trend queries over visits and events (Stats API v2 shape)."""

@@ -1,0 +1,277 @@
+"""From a validated ``QuerySpec`` to one SQL statement with bound parameters only.
+
+The plan picks the source: an hourly rollup when it can answer exactly (no
+filters, one rollup dimension, an hour-aligned range), else the raw ``events``
+or ``visits`` table. Filters on the other level become visit-id membership
+tests (``visit IN (SELECT visit FROM ...)``), so event and visit filters combine
+freely under and/or/not. Identifiers come from the allow-lists; every value a
+request carries is a ``{pN:Type}`` placeholder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from collector.errors import InvalidField
+from collector.reports.dates import DateRange, is_hour_aligned
+from collector.reports.dimensions import (
+    EVENTS,
+    EVENTS_ROLLUP,
+    TIME_COLUMNS,
+    VISITS,
+    VISITS_ROLLUP,
+    dimension,
+    raw_table_of,
+    rollup_key,
+    shown_sql,
+    value_sql,
+)
+from collector.reports.goals import Goal, condition_sql, goal_dimension_sql
+from collector.reports.metrics import COMPONENT_SQL, METRICS, needs_visit_table
+from collector.reports.params import Parameters
+from collector.reports.privacy import folded_sql
+from collector.reports.request import Condition, Filter, Logical, QuerySpec
+
+# Membership subqueries look this far around the range: a visit that started
+# before the range can have events in it, and one that started in it can end after.
+VISIT_SPAN_MARGIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class SiteContext:
+    site: str
+    timezone: str = "UTC"
+    goals: tuple[Goal, ...] = ()
+    k: int = 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    level: str  # event | visit
+    source: str  # events | visits | events_rollup | visits_rollup
+    final: bool = False  # read collapsed visits (exit pages change within a visit)
+    sample: float | None = None
+
+    @property
+    def is_rollup(self) -> bool:
+        return self.source in (EVENTS_ROLLUP, VISITS_ROLLUP)
+
+
+@dataclass(frozen=True)
+class BuiltQuery:
+    sql: str
+    parameters: dict[str, object]
+    dimensions: tuple[str, ...]
+    components: tuple[str, ...]
+
+
+def query_level(spec: QuerySpec) -> str:
+    """event or visit: the raw table the query's rows are counted in."""
+    levels = {dimension(name).level for name in spec.dimensions} - {"time"}
+    if len(levels) > 1:
+        index = next(i for i, name in enumerate(spec.dimensions) if name.startswith("event:"))
+        raise InvalidField("event and visit dimensions cannot be combined",
+                           f"dimensions[{index}]")
+    if levels:
+        level = levels.pop()
+    elif needs_visit_table(spec.metrics):
+        level = "visit"
+    else:
+        level = "event" if any(leaf.dimension.startswith("event:")
+                               for leaf in leaves(spec.filters)) else "visit"
+    if level == "event":
+        for index, name in enumerate(spec.metrics):
+            if needs_visit_table((name,)):
+                raise InvalidField(f"{name} is a visit metric; it cannot be broken down by "
+                                   "event dimensions", f"metrics[{index}]")
+    return level
+
+
+def plan(spec: QuerySpec, period: DateRange, force_raw: bool = False) -> Plan:
+    level = query_level(spec)
+    named = [name for name in spec.dimensions if not name.startswith("time:")]
+    rollup_ready = (not force_raw and not spec.filters and len(named) <= 1
+                    and all(dimension(name).in_rollup for name in named)
+                    and is_hour_aligned(period.start) and is_hour_aligned(period.end))
+    if rollup_ready:
+        return Plan(level, EVENTS_ROLLUP if level == "event" else VISITS_ROLLUP)
+    uses_exit_page = "visit:exit_page" in spec.dimensions or any(
+        leaf.dimension == "visit:exit_page" for leaf in leaves(spec.filters))
+    return Plan(level, raw_table_of(level), final=level == "visit" and uses_exit_page)
+
+
+def components_of(metrics: tuple[str, ...], source: str) -> tuple[str, ...]:
+    # Visitors always: k-threshold folding and percentages are based on them.
+    wanted = {"visitors"} | {part for name in metrics for part in METRICS[name]}
+    return tuple(name for name in COMPONENT_SQL[source] if name in wanted)
+
+
+def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan,
+          paginate: bool = True) -> BuiltQuery:
+    params = Parameters()
+    components = components_of(spec.metrics, chosen.source)
+    aliases = [f"d{index}" for index in range(len(spec.dimensions))]
+    fold = context.k > 1 and any(not name.startswith("time:") for name in spec.dimensions)
+    prefix = "inner_" if fold else ""
+    goal_sql = goal_dimension_sql(list(context.goals), params) \
+        if "event:goal" in spec.dimensions else ""
+    selected = [f"{shown_sql(name, value_sql(name, chosen.source, params, context.timezone, goal_sql))}"
+                f" AS {prefix}{alias}" for name, alias in zip(spec.dimensions, aliases)]
+    selected += [f"{COMPONENT_SQL[chosen.source][part]} AS {prefix}c_{part}"
+                 for part in components]
+    sql = (f"SELECT {', '.join(selected)} FROM {_from(chosen)} "
+           f"WHERE {_where(spec, context, period, chosen, params)}")
+    if aliases:
+        sql += f" GROUP BY {', '.join(prefix + alias for alias in aliases)}"
+    if fold:
+        time_alias = next((alias for name, alias in zip(spec.dimensions, aliases)
+                           if name.startswith("time:")), None)
+        named = [alias for name, alias in zip(spec.dimensions, aliases)
+                 if not name.startswith("time:")]
+        sql = folded_sql(sql, named, time_alias, [f"c_{part}" for part in components],
+                         params.bind(context.k, "UInt32"))
+    if aliases:
+        sql += f" ORDER BY {_order(spec, aliases)}"
+        if paginate:
+            sql += (f" LIMIT {params.bind(spec.limit, 'UInt32')}"
+                    f" OFFSET {params.bind(spec.offset, 'UInt32')}")
+    return BuiltQuery(sql, params.values, spec.dimensions, components)
+
+
+def leaves(filters: tuple[Filter, ...]) -> list[Condition]:
+    found: list[Condition] = []
+    for item in filters:
+        if isinstance(item, Condition):
+            found.append(item)
+        else:
+            found.extend(leaves(item.children))
+    return found
+
+
+def _from(chosen: Plan) -> str:
+    text = chosen.source + (" FINAL" if chosen.final else "")
+    if chosen.sample is not None:
+        # The ratio is computed by the planner, never taken from a request.
+        text += f" SAMPLE {float(chosen.sample)!r}"
+    return text
+
+
+def _where(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan,
+           params: Parameters) -> str:
+    parts = _range_sql(chosen.source, context.site, period.start.timestamp(),
+                       period.end.timestamp(), params)
+    if chosen.source == VISITS_ROLLUP:
+        named = [name for name in spec.dimensions if not name.startswith("time:")]
+        parts.append(f"dimension = {params.bind(rollup_key(named[0]) if named else '')}")
+    for item in spec.filters:
+        parts.append(_filter_sql(item, chosen.level, chosen.source, context, period, params))
+    return " AND ".join(parts)
+
+
+def _range_sql(source: str, site: str, start: float, end: float,
+               params: Parameters) -> list[str]:
+    column = TIME_COLUMNS[source]
+    parts = [f"site = {params.bind(site)}",
+             f"{column} >= toDateTime({params.bind(int(start), 'UInt32')}, 'UTC')",
+             f"{column} < toDateTime({params.bind(int(end), 'UInt32')}, 'UTC')"]
+    if source == EVENTS:
+        # Engagement events refine visit durations; they are not events of their own.
+        parts.append("name != 'engagement'")
+    return parts
+
+
+def _filter_sql(item: Filter, level: str, source: str, context: SiteContext,
+                period: DateRange, params: Parameters) -> str:
+    if isinstance(item, Logical):
+        inner = [_filter_sql(child, level, source, context, period, params)
+                 for child in item.children]
+        if item.operator == "not":
+            return f"NOT ({inner[0]})"
+        return "(" + f" {item.operator.upper()} ".join(inner) + ")"
+    leaf_level = dimension(item.dimension).level
+    if leaf_level != level:
+        return _membership_sql(item, leaf_level, context, period, params)
+    if item.dimension == "event:goal":
+        return _goal_condition(item, context, params)
+    expression = shown_sql(item.dimension,
+                           value_sql(item.dimension, source, params, context.timezone))
+    return _operator_sql(item, expression, params)
+
+
+def _membership_sql(item: Condition, leaf_level: str, context: SiteContext,
+                    period: DateRange, params: Parameters) -> str:
+    table = raw_table_of(leaf_level)
+    final = " FINAL" if item.dimension == "visit:exit_page" else ""
+    start = (period.start - VISIT_SPAN_MARGIN).timestamp()
+    end = (period.end + VISIT_SPAN_MARGIN).timestamp()
+    where = _range_sql(table, context.site, start, end, params)
+    where.append(_filter_sql(item, leaf_level, table, context, period, params))
+    return f"visit IN (SELECT visit FROM {table}{final} WHERE {' AND '.join(where)})"
+
+
+def _operator_sql(item: Condition, expression: str, params: Parameters) -> str:
+    values = list(item.values)
+    if item.operator in ("is", "is_not"):
+        test = f"{expression} IN {params.bind(values, 'Array(String)')}"
+    elif item.operator in ("contains", "contains_not"):
+        test = f"multiSearchAny({expression}, {params.bind(values, 'Array(String)')})"
+    else:
+        for index, pattern in enumerate(values):
+            _check_regex(pattern, f"{item.path}[2][{index}]")
+        test = "(" + " OR ".join(f"match({expression}, {params.bind(pattern)})"
+                                 for pattern in values) + ")"
+    return f"NOT ({test})" if item.operator.endswith("_not") else test
+
+
+def _goal_condition(item: Condition, context: SiteContext, params: Parameters) -> str:
+    by_name = {goal.name: goal for goal in context.goals}
+    if item.operator in ("is", "is_not"):
+        for index, name in enumerate(item.values):
+            if name not in by_name:
+                raise InvalidField(f"the site has no goal named {name!r}",
+                                   f"{item.path}[2][{index}]")
+        chosen = [by_name[name] for name in item.values]
+    elif item.operator in ("contains", "contains_not"):
+        chosen = [goal for goal in context.goals if any(v in goal.name for v in item.values)]
+    else:
+        for index, pattern in enumerate(item.values):
+            _check_regex(pattern, f"{item.path}[2][{index}]")
+        chosen = [goal for goal in context.goals
+                  if any(re.search(pattern, goal.name) for pattern in item.values)]
+    test = " OR ".join(condition_sql(goal, params) for goal in chosen) or "0"
+    return f"NOT ({test})" if item.operator.endswith("_not") else f"({test})"
+
+
+def _check_regex(pattern: str, field: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise InvalidField(f"not a valid regular expression ({error})", field) from None
+    if re.search(r"\(\?[=!<]|\\[1-9]", pattern):
+        raise InvalidField("lookarounds and backreferences are not supported (RE2)", field)
+
+
+def _order(spec: QuerySpec, aliases: list[str]) -> str:
+    by_dimension = dict(zip(spec.dimensions, aliases))
+    terms = []
+    for name, direction in spec.order_by:
+        expression = by_dimension.get(name) or _metric_order_sql(name)
+        terms.append(f"{expression} {direction.upper()}")
+    if not spec.order_by:
+        terms += [f"{alias} ASC" for name, alias in by_dimension.items()
+                  if name.startswith("time:")]
+        terms.append("c_visitors DESC")
+    terms += [f"{alias} ASC" for alias in aliases]
+    return ", ".join(terms)
+
+
+def _metric_order_sql(name: str) -> str:
+    ratios = {"views_per_visit": "c_pageviews", "bounce_rate": "c_bounces",
+              "visit_duration": "c_duration"}
+    if name in ratios:
+        return f"if(c_visits = 0, 0, {ratios[name]} / c_visits)"
+    if name in ("percentage", "conversion_rate"):
+        return "c_visitors"
+    return f"c_{name}"

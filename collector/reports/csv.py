@@ -1,0 +1,40 @@
+"""CSV rendering of a report: one header line, then one line per result row, streamed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from starlette.requests import Request
+
+
+def wants_csv(request: Request) -> bool:
+    """``Accept: text/csv`` or ``?format=csv``."""
+    if request.query_params.get("format", "").lower() == "csv":
+        return True
+    return "text/csv" in request.headers.get("accept", "").lower()
+
+
+def csv_lines(dimensions: tuple[str, ...], metrics: tuple[str, ...],
+              results: list[dict[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    yield _line(buffer, writer, [*dimensions, *metrics])
+    for row in results:
+        yield _line(buffer, writer, [*map(_cell, row["dimensions"]), *row["metrics"]])
+
+
+def _cell(value: Any) -> Any:
+    # A leading =, +, - or @ would be run as a formula by spreadsheet programs.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
+def _line(buffer: io.StringIO, writer: Any, cells: list[Any]) -> str:
+    buffer.seek(0)
+    buffer.truncate()
+    writer.writerow(cells)
+    return buffer.getvalue()

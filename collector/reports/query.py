@@ -1,0 +1,190 @@
+"""Running a report: plan, sample, query, derive metrics, totals and the comparison period.
+
+Returns plain rows (``dimensions``, ``metrics``, optional ``comparison``) plus
+``meta`` in the shape of Plausible's Stats API v2; ``api`` and ``csv`` only
+serialise them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from collector.errors import InvalidField, StorageError
+from collector.reports.builder import (
+    BuiltQuery,
+    Plan,
+    SiteContext,
+    build,
+    leaves,
+    plan,
+)
+from collector.reports.dates import DateRange, bucket_labels, resolve
+from collector.reports.dimensions import EVENTS
+from collector.reports.metrics import change, metric_value
+from collector.reports.request import Condition, QuerySpec
+from collector.storage import Store
+
+# Raw queries over more rows than this read a sample, scaled back up.
+SAMPLE_ABOVE_ROWS = 20_000_000
+
+
+@dataclass
+class Report:
+    results: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+    period: DateRange | None = None
+
+
+def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetime,
+               force_raw: bool = False, allow_sampling: bool = True) -> Report:
+    period = resolve(spec.date_range, context.timezone, now, _first_day(store, spec, context))
+    _validate(spec, context)
+    chosen = plan(spec, period, force_raw)
+    if allow_sampling and not chosen.is_rollup:
+        chosen = _with_sampling(store, chosen, context.site, period)
+    rows = _aggregate(store, build(spec, context, period, chosen), chosen)
+    total = _total_visitors(store, spec, context, period, force_raw)
+    results = [_result(spec, row, total) for row in rows]
+    meta: dict[str, Any] = {"source": "rollup" if chosen.is_rollup else "raw",
+                            "table": chosen.source}
+    if chosen.sample is not None:
+        meta["sample_percent"] = round(chosen.sample * 100, 2)
+    if spec.time_labels:
+        time_dimension = _time_dimension(spec)
+        if time_dimension:
+            meta["time_labels"] = bucket_labels(time_dimension, period, context.timezone)
+    if spec.comparison:
+        previous = period.previous(context.timezone)
+        meta["comparison_date_range"] = [previous.first_day.isoformat(),
+                                         previous.last_day.isoformat()]
+        _add_comparison(store, spec, context, period, previous, results, force_raw)
+    return Report(results, meta, period)
+
+
+def _validate(spec: QuerySpec, context: SiteContext) -> None:
+    goal_filtered = any(leaf.dimension == "event:goal" for leaf in leaves(spec.filters))
+    for index, name in enumerate(spec.metrics):
+        if name == "conversion_rate" and "event:goal" not in spec.dimensions \
+                and not goal_filtered:
+            raise InvalidField("conversion_rate needs the event:goal dimension or a goal "
+                               "filter", f"metrics[{index}]")
+        if name == "percentage" and not any(not d.startswith("time:") for d in spec.dimensions):
+            raise InvalidField("percentage needs a dimension other than time",
+                               f"metrics[{index}]")
+
+
+def _first_day(store: Store, spec: QuerySpec, context: SiteContext) -> date | None:
+    if spec.date_range != "all":
+        return None
+    found = store.rows("SELECT min(toDate(timestamp, {tz:String})), count() FROM events "
+                       "WHERE site = {site:String}", {"tz": context.timezone,
+                                                      "site": context.site})
+    return found[0][0] if found and found[0][1] else None
+
+
+def _with_sampling(store: Store, chosen: Plan, site: str, period: DateRange) -> Plan:
+    column = "timestamp" if chosen.source == EVENTS else "start_time"
+    rows = store.rows(
+        f"SELECT count() FROM {chosen.source} WHERE site = {{site:String}} "
+        f"AND {column} >= toDateTime({{start:UInt32}}, 'UTC') "
+        f"AND {column} < toDateTime({{end:UInt32}}, 'UTC')",
+        {"site": site, "start": int(period.start.timestamp()),
+         "end": int(period.end.timestamp())})[0][0]
+    if rows <= SAMPLE_ABOVE_ROWS:
+        return chosen
+    ratio = max(0.01, round(SAMPLE_ABOVE_ROWS / rows, 2))
+    return dataclasses.replace(chosen, sample=ratio)
+
+
+def _aggregate(store: Store, built: BuiltQuery, chosen: Plan) -> list[tuple[list[Any],
+                                                                              dict[str, float]]]:
+    try:
+        _, rows = store.query(built.sql, built.parameters)
+    except StorageError as error:
+        if "regular expression" in str(error).lower() or "re2" in str(error).lower():
+            raise InvalidField("not a valid regular expression", "filters") from None
+        raise
+    scale = 1 / chosen.sample if chosen.sample else 1.0
+    width = len(built.dimensions)
+    found = []
+    for row in rows:
+        dimensions = [_shown(value) for value in row[:width]]
+        parts = {name: float(value) * scale for name, value in zip(built.components,
+                                                                   row[width:])}
+        found.append((dimensions, parts))
+    return found
+
+
+def _shown(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _result(spec: QuerySpec, row: tuple[list[Any], dict[str, float]],
+            total: float) -> dict[str, Any]:
+    dimensions, parts = row
+    return {"dimensions": dimensions,
+            "metrics": [metric_value(name, parts, total) for name in spec.metrics]}
+
+
+def _total_visitors(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
+                    force_raw: bool) -> float:
+    """Visitors of the whole period, the base of percentage and conversion_rate."""
+    if not {"percentage", "conversion_rate"} & set(spec.metrics):
+        return 0.0
+    # Conversion rate divides converting visitors by all visitors: drop the goal filters.
+    kept = tuple(item for item in spec.filters
+                 if not (isinstance(item, Condition) and item.dimension == "event:goal"))
+    total_spec = dataclasses.replace(spec, metrics=("visitors",), dimensions=(),
+                                     filters=kept, order_by=(), comparison=False)
+    chosen = plan(total_spec, period, force_raw)
+    rows = _aggregate(store, build(total_spec, dataclasses.replace(context, k=1), period,
+                                   chosen), chosen)
+    return rows[0][1]["visitors"] if rows else 0.0
+
+
+def _add_comparison(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
+                    previous: DateRange, results: list[dict[str, Any]], force_raw: bool) -> None:
+    chosen = plan(spec, previous, force_raw)
+    unpaged = dataclasses.replace(spec, comparison=False)
+    rows = _aggregate(store, build(unpaged, context, previous, chosen, paginate=False), chosen)
+    total = _total_visitors(store, spec, context, previous, force_raw)
+    earlier = {tuple(_moved(spec, dims, previous, period, context)): (dims, parts)
+               for dims, parts in rows}
+    for result in results:
+        key = tuple(result["dimensions"])
+        dims, parts = earlier.get(key, (_moved(spec, result["dimensions"], period, previous,
+                                               context), {}))
+        metrics = [metric_value(name, _filled(parts), total) for name in spec.metrics]
+        result["comparison"] = {
+            "dimensions": dims, "metrics": metrics,
+            "change": [change(name, now_value, then_value) for name, now_value, then_value
+                       in zip(spec.metrics, result["metrics"], metrics)]}
+    if not spec.dimensions and not results:
+        results.append({"dimensions": [], "metrics": [0 for _ in spec.metrics]})
+
+
+def _filled(parts: dict[str, float]) -> dict[str, float]:
+    return {name: parts.get(name, 0.0) for name in
+            ("visitors", "visits", "pageviews", "events", "bounces", "duration")}
+
+
+def _time_dimension(spec: QuerySpec) -> str | None:
+    return next((name for name in spec.dimensions if name.startswith("time:")), None)
+
+
+def _moved(spec: QuerySpec, dims: list[Any], source: DateRange, target: DateRange,
+           context: SiteContext) -> list[Any]:
+    """Map time buckets by position: bucket i of one period pairs with bucket i of the other."""
+    time_dimension = _time_dimension(spec)
+    if time_dimension is None:
+        return list(dims)
+    index = spec.dimensions.index(time_dimension)
+    source_labels = bucket_labels(time_dimension, source, context.timezone)
+    target_labels = bucket_labels(time_dimension, target, context.timezone)
+    moved = list(dims)
+    position = source_labels.index(dims[index]) if dims[index] in source_labels else -1
+    moved[index] = target_labels[position] if 0 <= position < len(target_labels) else None
+    return moved
