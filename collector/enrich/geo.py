@@ -133,7 +133,7 @@ def _place(record: Any, keep_city: bool) -> tuple[str, str, str]:
         country = _text(country_node.get("iso_code")).upper()
         subdivisions = record.get("subdivisions")
         subdivision = ""
-        if isinstance(subdivisions, list) and subdivisions:
+        if isinstance(subdivisions, list) and subdivisions and isinstance(subdivisions[0], dict):
             subdivision = _text(subdivisions[0].get("iso_code"))
         city = _english_name(record.get("city")) if keep_city else ""
     else:  # ip-location-db flat schema

@@ -86,6 +86,8 @@ def _device_class(parsed: ParsedUserAgent) -> str:
 @lru_cache(maxsize=CACHE_SIZE)
 def classify_user_agent(ua: str) -> UserAgentInfo:
     """Classify one User-Agent header value; cached by the exact string."""
+    # Raw user agents are never stored: only these coarse fields leave (the string is an
+    # in-memory cache key, nothing more).
     if not ua:
         return EMPTY
     reason = pattern_bot_reason(ua)

@@ -55,7 +55,7 @@ def folded_sql(inner: str, dimension_aliases: list[str], time_alias: str | None,
     could single someone out. Visitors of ``(other)`` are summed, an upper bound.
     """
     # Promise: rare paths or referrers are released only in the aggregate, never by name.
-    folded = [f"if(inner_visitors >= {k_placeholder}, inner_{alias}, '{OTHER}') AS {alias}"
+    folded = [f"if(inner_c_visitors >= {k_placeholder}, inner_{alias}, '{OTHER}') AS {alias}"
               for alias in dimension_aliases]
     kept = [f"inner_{time_alias} AS {time_alias}"] if time_alias else []
     sums = [f"sum(inner_{alias}) AS {alias}" for alias in component_aliases]

@@ -1,0 +1,248 @@
+"""Reports against the real engine: every metric and dimension on hand-built visits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from collector.errors import InvalidField
+from collector.reports.builder import SiteContext
+from collector.reports.goals import Goal
+from collector.reports.query import Report, run_report
+from collector.reports.request import parse_query
+from collector.storage import Store
+from tests.reporting_data import SITE, day, sample_site_events, store_events
+
+NOW = datetime.combine(day(5), datetime.min.time(), timezone.utc) + timedelta(hours=12)
+GOALS = (Goal("Signup", "event", "Signup"), Goal("Visit /blog/*", "page", "/blog/*"))
+TWO_DAYS = [day(0).isoformat(), day(1).isoformat()]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def traffic(store: Store) -> Iterator[None]:
+    store_events(store, sample_site_events())
+    yield
+
+
+def report(store: Store, k: int = 1, force_raw: bool = False, **body: Any) -> Report:
+    body.setdefault("site_id", SITE)
+    body.setdefault("date_range", TWO_DAYS)
+    context = SiteContext(SITE, "UTC", GOALS, k)
+    return run_report(store, parse_query(body), context, NOW, force_raw=force_raw)
+
+
+def rows(store: Store, **body: Any) -> list[tuple[Any, ...]]:
+    return [(*row["dimensions"], *row["metrics"]) for row in report(store, **body).results]
+
+
+ALL_METRICS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate",
+               "visit_duration", "events"]
+
+
+@pytest.mark.parametrize("force_raw", [False, True])
+def test_top_stats_cover_every_visit_metric(store: Store, force_raw: bool) -> None:
+    result = report(store, metrics=ALL_METRICS, force_raw=force_raw)
+    assert result.results == [{"dimensions": [], "metrics": [6, 7, 9, 1.29, 57, 154, 12]}]
+    assert result.meta["source"] == ("raw" if force_raw else "rollup")
+
+
+def test_breakdown_by_source_with_blank_label(store: Store) -> None:
+    assert rows(store, metrics=["visitors", "visits", "bounce_rate", "percentage"],
+                dimensions=["visit:source"]) == [
+        ("Direct / None", 2, 3, 67, 33.3), ("Google", 2, 2, 0, 33.3),
+        ("Twitter", 2, 2, 100, 33.3)]
+
+
+def test_pages_count_events_per_path(store: Store) -> None:
+    assert rows(store, metrics=["visitors", "pageviews", "events"],
+                dimensions=["event:page"]) == [
+        ("/", 3, 4, 5), ("/blog/a", 2, 2, 2), ("/pricing", 2, 2, 4), ("/blog/b", 1, 1, 1)]
+
+
+def test_entry_and_exit_pages(store: Store) -> None:
+    assert rows(store, metrics=["visits"], dimensions=["visit:entry_page"]) == [
+        ("/", 4), ("/blog/a", 2), ("/pricing", 1)]
+    assert rows(store, metrics=["visitors", "visits"], dimensions=["visit:exit_page"]) == [
+        ("/", 2, 2), ("/blog/a", 2, 2), ("/pricing", 2, 2), ("/blog/b", 1, 1)]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("visit:referrer", {"": 2, "www.google.com/": 2, "t.co/x": 2}),
+    ("visit:channel", {"Direct": 2, "Organic Search": 2, "Organic Social": 2}),
+    ("visit:utm_campaign", {"": 4, "spring": 2}),
+    ("visit:utm_source", {"": 6}),
+    ("visit:utm_medium", {"": 6}),
+    ("visit:utm_term", {"": 6}),
+    ("visit:utm_content", {"": 6}),
+    ("visit:browser", {"Chrome": 3, "Firefox": 2, "Safari": 1}),
+    ("visit:browser_version", {"124": 3, "125": 2, "17": 1}),
+    ("visit:os", {"Windows": 2, "Linux": 2, "Mac OS": 1, "Android": 1}),
+    ("visit:os_version", {"10": 2, "": 2, "14": 2}),
+    ("visit:device", {"desktop": 3, "mobile": 3}),
+    ("visit:country", {"DE": 3, "FR": 2, "US": 1}),
+    ("visit:region", {"DE-BE": 3, "FR-IDF": 2, "US-CA": 1}),
+    ("visit:city", {"Berlin": 3, "Paris": 2, "San Francisco": 1}),
+    ("visit:language", {"en": 6}),
+    ("visit:isp", {"Example ISP": 6}),
+    ("event:name", {"pageview": 6, "Signup": 2, "Download": 1}),
+    ("event:hostname", {"example.com": 6}),
+    ("event:props:plan", {"": 6, "pro": 1, "free": 1}),
+])
+def test_every_dimension_rollup_and_raw(store: Store, name: str,
+                                        expected: dict[str, int]) -> None:
+    for force_raw in (False, True):
+        found = report(store, metrics=["visitors"], dimensions=[name], force_raw=force_raw)
+        assert {row["dimensions"][0]: row["metrics"][0] for row in found.results} == expected
+
+
+def test_timeseries_by_day_and_hour(store: Store) -> None:
+    assert rows(store, metrics=["visitors", "pageviews"], dimensions=["time:day"]) == [
+        (day(0).isoformat(), 4, 7), (day(1).isoformat(), 2, 2)]
+    hours = rows(store, metrics=["visits"], dimensions=["time:hour"],
+                 date_range=[day(0).isoformat(), day(0).isoformat()])
+    assert hours[0] == (f"{day(0).isoformat()} 10:00:00", 1) and len(hours) == 5
+
+
+def test_week_and_month_buckets(store: Store) -> None:
+    weeks = rows(store, metrics=["visitors"], dimensions=["time:week"])
+    assert sum(row[1] for row in weeks) == 6
+    assert all(datetime.fromisoformat(row[0]).weekday() == 0 for row in weeks)
+    months = rows(store, metrics=["visitors"], dimensions=["time:month"])
+    assert all(row[0].endswith("-01") for row in months) and sum(r[1] for r in months) == 6
+
+
+def test_filters(store: Store) -> None:
+    def visitors(*filters: Any, metric: str = "visitors") -> Any:
+        return report(store, metrics=[metric], filters=list(filters)).results[0]["metrics"][0]
+
+    assert visitors(["is", "visit:source", ["Google"]]) == 2
+    assert visitors(["is", "visit:source", ["Google"]], metric="pageviews") == 3
+    assert visitors(["is", "event:page", ["/pricing"]]) == 2
+    assert visitors(["is", "event:page", ["/pricing"]], metric="bounce_rate") == 50
+    assert visitors(["contains", "event:page", ["blog"]]) == 3
+    assert visitors(["matches", "visit:browser", ["^Fire"]]) == 1
+    assert visitors(["is_not", "visit:country", ["DE"]]) == 3
+    assert visitors(["contains_not", "event:page", ["blog"]]) == 4
+    assert visitors(["or", [["is", "visit:country", ["FR"]],
+                            ["is", "visit:country", ["US"]]]]) == 2
+    assert visitors(["and", [["is", "visit:source", ["Google"]],
+                             ["is", "event:name", ["Signup"]]]]) == 2
+    assert visitors(["not", ["is", "visit:source", ["Direct / None"]]]) == 4
+    assert visitors(["is", "event:props:plan", ["pro"]]) == 1
+    assert visitors(["is", "visit:exit_page", ["/blog/b"]]) == 1
+
+
+def test_event_filter_on_a_visit_breakdown_counts_visits_that_matched(store: Store) -> None:
+    assert rows(store, metrics=["visits"], dimensions=["visit:source"],
+                filters=[["is", "event:name", ["Signup"]]]) == [("Google", 2)]
+
+
+def test_goals_and_conversion_rate(store: Store) -> None:
+    assert rows(store, metrics=["visitors", "events", "conversion_rate"],
+                dimensions=["event:goal"]) == [
+        ("Visit /blog/*", 3, 3, 50.0), ("Signup", 2, 2, 33.33)]
+    assert rows(store, metrics=["visitors", "conversion_rate"],
+                filters=[["is", "event:goal", ["Signup"]]]) == [(2, 33.33)]
+
+
+def test_goal_dimension_from_rollup_equals_raw(store: Store) -> None:
+    body = {"metrics": ["visitors", "events"], "dimensions": ["event:goal"]}
+    assert report(store, **body).results == report(store, force_raw=True, **body).results
+
+
+def test_comparison_with_previous_period(store: Store) -> None:
+    found = report(store, metrics=["visitors", "bounce_rate"],
+                   date_range=[day(1).isoformat(), day(1).isoformat()],
+                   include={"comparison": "previous_period"})
+    assert found.results[0]["metrics"] == [2, 50]
+    assert found.results[0]["comparison"] == {"dimensions": [], "metrics": [4, 60],
+                                              "change": [-50, -10.0]}
+    assert found.meta["comparison_date_range"] == [day(0).isoformat()] * 2
+
+
+def test_comparison_pairs_time_buckets_by_position(store: Store) -> None:
+    found = report(store, metrics=["visitors"], dimensions=["time:day"],
+                   date_range=[day(1).isoformat(), day(1).isoformat()],
+                   include={"comparison": "previous_period", "time_labels": True})
+    assert found.results == [{"dimensions": [day(1).isoformat()], "metrics": [2],
+                              "comparison": {"dimensions": [day(0).isoformat()],
+                                             "metrics": [4], "change": [-50]}}]
+    assert found.meta["time_labels"] == [day(1).isoformat()]
+
+
+def test_order_by_and_pagination(store: Store) -> None:
+    body = {"metrics": ["visitors", "events"], "dimensions": ["event:page"],
+            "order_by": [["events", "asc"]], "pagination": {"limit": 2, "offset": 1}}
+    assert rows(store, **body) == [("/blog/a", 2, 2), ("/pricing", 2, 4)]
+
+
+def test_k_threshold_folds_rare_rows_into_other(store: Store) -> None:
+    body = {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"]}
+    assert rows(store, k=2, **body) == [("/", 3, 4), ("/blog/a", 2, 2), ("/pricing", 2, 2),
+                                        ("(other)", 1, 1)]
+    assert rows(store, k=3, **body) == [("/", 3, 4), ("(other)", 5, 5)]
+    for force_raw in (False, True):
+        assert report(store, k=3, force_raw=force_raw, **body).results == \
+            report(store, k=3, **body).results
+
+
+def test_k_threshold_keeps_time_buckets(store: Store) -> None:
+    assert rows(store, k=3, metrics=["visitors"], dimensions=["time:day", "visit:country"]) \
+        == [(day(0).isoformat(), "(other)", 4), (day(1).isoformat(), "(other)", 2)]
+
+
+def test_sessions_crossing_into_range_via_event_filters(store: Store) -> None:
+    assert rows(store, metrics=["visitors"], date_range="all") == [(6,)]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"metrics": ["visitors", "nope"]}, "metrics[1]"),
+    ({"metrics": ["visitors"], "dimensions": ["visit:password"]}, "dimensions[0]"),
+    ({"metrics": ["visitors"], "filters": [["is", "visit:source"]]}, "filters[0]"),
+    ({"metrics": ["visitors"], "filters": [["equals", "visit:source", ["x"]]]},
+     "filters[0][0]"),
+    ({"metrics": ["visitors"], "filters": [["is", "visit:source); DROP TABLE events", ["x"]]]},
+     "filters[0][1]"),
+    ({"metrics": ["visitors"], "filters": [["or", [["is", "visit:os", [1]]]]]},
+     "filters[0][1][0][2][0]"),
+    ({"metrics": ["visitors"], "filters": [["matches", "event:page", ["(unclosed"]]]},
+     "filters[0][2][0]"),
+    ({"metrics": ["bounce_rate"], "dimensions": ["event:page"]}, "metrics[0]"),
+    ({"metrics": ["conversion_rate"]}, "metrics[0]"),
+    ({"metrics": ["visitors"], "filters": [["is", "event:goal", ["Nope"]]]},
+     "filters[0][2][0]"),
+    ({"metrics": ["visitors"], "order_by": [["pageviews", "desc"]]}, "order_by[0][0]"),
+    ({"metrics": ["visitors"], "date_range": "3d"}, "date_range"),
+    ({"metrics": ["visitors"], "date_range": ["2024-01-02", "yesterday"]}, "date_range[1]"),
+    ({"metrics": ["visitors"], "pagination": {"limit": 0}}, "pagination.limit"),
+    ({"metrics": ["visitors"], "include": {"comparison": "year_over_year"}},
+     "include.comparison"),
+])
+def test_invalid_requests_name_the_field(store: Store, body: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidField) as caught:
+        report(store, **body)
+    assert caught.value.field == field
+
+
+INJECTIONS = ["' OR 1=1 --", "x') OR ('1'='1", "\\'; DROP TABLE events; --", "{p0:String}",
+              "%' UNION SELECT 1 --", "DE\0"]
+
+
+@pytest.mark.parametrize("attempt", INJECTIONS)
+@pytest.mark.parametrize("operator", ["is", "contains", "matches", "is_not"])
+@pytest.mark.parametrize("name", ["visit:country", "event:page", "event:props:plan",
+                                  "event:props:' OR 1=1 --"])
+def test_injection_attempts_are_only_values(store: Store, attempt: str, operator: str,
+                                            name: str) -> None:
+    if operator == "matches":
+        attempt = "^" + attempt.replace("(", r"\(").replace(")", r"\)").replace("\\'", "'")
+    found = report(store, metrics=["visitors"], filters=[[operator, name, [attempt]]])
+    expected = 6 if operator == "is_not" or (name.endswith("1=1 --") and operator != "is"
+                                             and not attempt.startswith("^")) else 0
+    if operator == "contains" and name.endswith("1=1 --"):
+        expected = 0
+    assert found.results[0]["metrics"][0] == expected
+    assert store.rows("SELECT count() FROM events")[0][0] == len(sample_site_events())
