@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collector.enrich import GeoLookup, SpamList
+from collector.enrich.useragent import warm_up
 from collector.errors import ClientError, OverloadedError
 from collector.event import EVENT_COLUMNS
 from collector.logs import AccessLogMiddleware
@@ -41,6 +43,7 @@ logger = logging.getLogger("collector")
 
 SITE_REFRESH_SECONDS = 10.0
 SALT_REFRESH_SECONDS = 60.0
+LIST_REFRESH_SECONDS = 60.0
 
 
 def create_app(settings: Settings, store: Store | None = None,
@@ -85,9 +88,10 @@ def _start(app: Starlette, settings: Settings, store: Store,
                        "add sites with `collector sites add DOMAIN` or COLLECTOR_SITES")
     salts = SaltKeeper(store, clock)
     salts.rotate()
-    geo = GeoLookup(settings.geoip_db, settings.asn_db, settings.geo_city)
+    geo = GeoLookup(settings.geoip_path, settings.asn_db, settings.geo_city)
     logger.info(geo.describe())
-    spam = SpamList.from_file(settings.spam_list or settings.data_dir / "referrer-spam.txt")
+    spam = SpamList.from_file(settings.spam_list_path)
+    warm_up()  # compile the user-agent matchers now, not on the first visitor's request
     writer = Writer(store, {"events": EVENT_COLUMNS, "visits": VISIT_COLUMNS},
                     flush_interval=settings.flush_interval, flush_rows=settings.flush_rows,
                     flush_bytes=settings.flush_bytes, max_rows=settings.buffer_max_rows,
@@ -97,14 +101,36 @@ def _start(app: Starlette, settings: Settings, store: Store,
     app.state.sites = sites
     app.state.salts = salts
     app.state.geo = geo
-    app.state.pipeline = Pipeline(settings, sites, salts, geo, spam, clock)
-    app.state.visit_tracker = VisitTracker()
+    visit_tracker = VisitTracker()
+    app.state.pipeline = Pipeline(settings, sites, salts, geo, spam, clock,
+                                  continues_visit=visit_tracker.is_active)
+    app.state.visit_tracker = visit_tracker
     app.state.writer = writer
     writer.start()
     background = Maintenance([(SITE_REFRESH_SECONDS, sites.reload),
-                              (SALT_REFRESH_SECONDS, salts.refresh)])
+                              (SALT_REFRESH_SECONDS, salts.refresh),
+                              (LIST_REFRESH_SECONDS, _spam_list_reloader(app, settings))])
     background.start()
     return background
+
+
+def _spam_list_reloader(app: Starlette, settings: Settings) -> Callable[[], None]:
+    """A duty that swaps in the referrer-spam list when `collector lists update` changed it."""
+    path = settings.spam_list_path
+    seen = [_modified(path)]
+
+    def reload_spam_list() -> None:
+        modified = _modified(path)
+        if modified != seen[0]:
+            app.state.pipeline.spam = SpamList.from_file(path)
+            seen[0] = modified
+            logger.info("reloaded the referrer-spam list: %d hosts", len(app.state.pipeline.spam))
+
+    return reload_spam_list
+
+
+def _modified(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
 
 
 async def _client_error(request: Request, error: Exception) -> Response:

@@ -32,8 +32,13 @@ from collector.privacy import (
     opted_out,
     visitor_hash,
 )
+from collector.privacy.salts import DAY_MS
 from collector.settings import Settings
 from collector.sites import SiteRegistry
+
+# A visit ends after 30 minutes without events, so only that long after midnight can
+# an event continue a visit that began under yesterday's salt.
+MIDNIGHT_GRACE_MS = 30 * 60 * 1000
 
 
 class Dropped(NamedTuple):
@@ -54,13 +59,15 @@ class DropCounts:
 class Pipeline:
     def __init__(self, settings: Settings, sites: SiteRegistry, salts: SaltKeeper,
                  geo: GeoLookup, spam: SpamList,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 continues_visit: Callable[[str, int, int], bool] = lambda *_: False) -> None:
         self._settings = settings
         self._sites = sites
         self._salts = salts
         self._geo = geo
-        self._spam = spam
+        self.spam = spam
         self._clock = clock
+        self._continues_visit = continues_visit
         self._addresses = ClientAddressResolver(settings.trusted_proxies)
         self._pages = PageUrlCleaner(settings.query_allowlist, settings.scrub_paths,
                                      settings.max_path_length)
@@ -75,7 +82,7 @@ class Pipeline:
             return self.drops.count("prefetch")
         user_agent = headers.get("user-agent", "")
         agent = classify_user_agent(user_agent)
-        if agent.bot:
+        if agent.bot or not user_agent:  # browsers always send one; scripts often don't
             return self.drops.count("bot")
         page = self._pages.clean(incoming.url, incoming.hash_mode)
         sites = [site for site in map(self._sites.get, incoming.domains) if site is not None]
@@ -83,7 +90,7 @@ class Pipeline:
             return self.drops.count("unknown-site")
         referrer = clean_referrer(incoming.referrer, page.hostname, self._settings.max_path_length)
         referrer_host = referrer.split("/", 1)[0]
-        if referrer_host and self._spam.is_spam(referrer_host):
+        if referrer_host and self.spam.is_spam(referrer_host):
             return self.drops.count("spam")
         source, medium = classify_referrer(referrer_host)
         if not referrer_host:
@@ -104,7 +111,7 @@ class Pipeline:
         return [
             Event(
                 site.domain, now_ms, incoming.name,
-                visitor_hash(salt, site.domain, ip, user_agent), 0,
+                self._visitor(salt, site.domain, ip, user_agent, now_ms), 0,
                 page.hostname, page.pathname, referrer, source, medium,
                 tags.get("utm_source", ""), tags.get("utm_medium", ""),
                 tags.get("utm_campaign", ""), tags.get("utm_term", ""),
@@ -117,3 +124,14 @@ class Pipeline:
             )
             for site in sites
         ]
+
+    def _visitor(self, salt: bytes, site: str, ip: str, user_agent: str, now_ms: int) -> int:
+        """Today's hash — or yesterday's, for a visit still going on across midnight."""
+        if now_ms % DAY_MS < MIDNIGHT_GRACE_MS:
+            previous = self._salts.previous_salt(now_ms)
+            if previous is not None:
+                earlier = visitor_hash(previous, site, ip, user_agent)
+                if self._continues_visit(site, earlier, now_ms):
+                    return earlier
+        return visitor_hash(salt, site, ip, user_agent)
+

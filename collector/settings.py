@@ -69,7 +69,8 @@ class Settings:
     )
     max_path_length: int = _setting(512, "Stored paths and referrers are cut to this length.")
     geoip_db: Path | None = _setting(
-        None, "MaxMind-format country or city database (GeoIP2/GeoLite2 or ip-location-db schema)."
+        None, "MaxMind-format country or city database (GeoIP2/GeoLite2 or ip-location-db schema; "
+        "default: the one `collector geoip update` downloads, when present)."
     )
     asn_db: Path | None = _setting(None, "MaxMind-format ASN database, for the ISP/organisation.")
     geo_city: bool = _setting(False, "Keep the city name (off: country and region only).")
@@ -83,6 +84,17 @@ class Settings:
     @property
     def store_url(self) -> str:
         return self.clickhouse_url or f"chdb://{self.data_dir.resolve() / 'clickhouse'}"
+
+    @property
+    def spam_list_path(self) -> Path:
+        return self.spam_list or self.data_dir / "referrer-spam.txt"
+
+    @property
+    def geoip_path(self) -> Path | None:
+        if self.geoip_db is not None:
+            return self.geoip_db
+        downloaded = self.data_dir / "geoip" / "dbip-country-lite.mmdb"
+        return downloaded if downloaded.exists() else None
 
     @property
     def base_url(self) -> str:

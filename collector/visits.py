@@ -109,6 +109,11 @@ class VisitTracker:
     def __len__(self) -> int:
         return len(self._visits)
 
+    def is_active(self, site: str, visitor: int, timestamp_ms: int) -> bool:
+        """True when ``visitor`` has a visit on ``site`` that an event now would continue."""
+        current = self._visits.get((site, visitor))
+        return current is not None and timestamp_ms - current.end_ms < self._timeout_ms
+
     def track(self, event: Event) -> tuple[Event, list[tuple[object, ...]]]:
         """The event with its ``visit`` id, and the rows to append to ``visits``."""
         key = (event.site, event.visitor)

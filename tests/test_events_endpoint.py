@@ -189,3 +189,43 @@ def test_health_reports_the_buffer_and_drops(client: TestClient) -> None:
     assert body["store"] == "embedded"
     assert body["written_rows"]["events"] >= 1
     assert body["dropped"]["bot"] >= 1
+
+
+def test_a_visit_crossing_midnight_keeps_yesterdays_hash(store: Store, engine_url: str) -> None:
+    import datetime as dt
+
+    evening = dt.datetime(2026, 5, 4, 23, 50, tzinfo=dt.timezone.utc).timestamp()
+    clock = {"now": evening}
+    body = {"n": "pageview", "u": "https://midnight.test/a", "d": "midnight.test"}
+    with running_app(store, engine_url, clock=lambda: clock["now"]) as client:
+        post(client, body)
+        clock["now"] = evening + 20 * 60  # 00:10, the visit goes on
+        post(client, {**body, "u": "https://midnight.test/b"})
+        clock["now"] = evening + 24 * 3600  # the next evening: a new day, a new hash
+        post(client, {**body, "u": "https://midnight.test/c"})
+        flush(client)
+    (first, second, third) = rows(store, "midnight.test", "visitor, visit")
+    assert first == second
+    assert third[0] != first[0]
+
+
+def test_referrer_spam_is_dropped(store: Store, engine_url: str) -> None:
+    from tests.conftest import TESTDATA
+
+    with running_app(store, engine_url,
+                     spam_list=TESTDATA / "referrers" / "spammers.txt") as client:
+        spam = post(client, {"n": "pageview", "u": "https://spam.test/", "d": "spam.test",
+                             "r": "https://www.1-99seo.com/promo"})
+        fine = post(client, {"n": "pageview", "u": "https://spam.test/", "d": "spam.test",
+                             "r": "https://not-1-99seo.com.example/"})
+        flush(client)
+    assert spam.headers["x-collector-dropped"] == "spam"
+    assert "x-collector-dropped" not in fine.headers
+    assert rows(store, "spam.test", "referrer") == [("not-1-99seo.com.example",)]
+
+
+def test_a_request_without_user_agent_is_not_counted(client: TestClient) -> None:
+    response = client.post("/api/event", content=json.dumps(
+        {"n": "pageview", "u": "https://noua.test/", "d": "noua.test"}),
+        headers={"User-Agent": ""})
+    assert response.headers["x-collector-dropped"] == "bot"

@@ -45,7 +45,7 @@ class SaltKeeper:
     def salt_for(self, timestamp_ms: int) -> bytes:
         """The salt of the UTC day of ``timestamp_ms`` (created on first use of a day)."""
         salt = self._salts.get(timestamp_ms // DAY_MS)
-        return salt if salt is not None else self._load(timestamp_ms // DAY_MS)
+        return salt if salt else self._load(timestamp_ms // DAY_MS)
 
     def refresh(self) -> None:
         """Background duty: destroy expired salts and converge on the day's winning salt."""
@@ -59,7 +59,9 @@ class SaltKeeper:
     def previous_salt(self, timestamp_ms: int) -> bytes | None:
         """Yesterday's salt, only to keep a visit that crosses midnight in one piece."""
         day = timestamp_ms // DAY_MS - 1
-        return self._salts.get(day) or self._read(day)
+        if day not in self._salts:
+            self._salts[day] = self._read(day) or b""  # b"": there was none; don't ask again
+        return self._salts[day] or None
 
     def rotate(self) -> list[dt.date]:
         """Destroy every salt older than yesterday; return the days destroyed."""

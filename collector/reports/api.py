@@ -9,7 +9,7 @@ Store calls block, so they run in the thread pool, never on the event loop.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -103,7 +103,7 @@ async def _json_body(request: Request) -> Any:
 
 def _now(request: Request) -> datetime:
     clock = getattr(request.app.state, "clock", time.time)
-    return datetime.fromtimestamp(clock(), timezone.utc)
+    return datetime.fromtimestamp(clock(), UTC)
 
 
 def _echo(spec: QuerySpec, report: Report) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from collector.reports.dimensions import (
     EVENTS,
     EVENTS_ROLLUP,
     TIME_COLUMNS,
-    VISITS,
     VISITS_ROLLUP,
     dimension,
     raw_table_of,

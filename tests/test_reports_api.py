@@ -1,0 +1,141 @@
+"""The reports API over HTTP: auth, share tokens, CSV, realtime, errors as JSON."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from collector.reports.auth import create_key, list_keys, revoke_key
+from collector.reports.privacy import set_thresholds
+from collector.storage import Store
+from tests.conftest import running_app
+from tests.reporting_data import SITE, day, make_event, sample_site_events, store_events
+
+TWO_DAYS = [day(0).isoformat(), day(1).isoformat()]
+PAGES = {"site_id": SITE, "date_range": TWO_DAYS, "metrics": ["visitors", "pageviews"],
+         "dimensions": ["event:page"]}
+
+
+@pytest.fixture(scope="module")
+def client(store: Store, engine_url: str) -> Iterator[TestClient]:
+    store_events(store, sample_site_events())
+    with running_app(store, engine_url) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def key(store: Store) -> str:
+    return create_key(store, SITE)
+
+
+def post(client: TestClient, token: str | None, body: dict[str, Any],
+         **headers: str) -> Any:
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return client.post("/api/v2/query", json=body, headers=headers)
+
+
+def test_query_answers_in_stats_api_v2_shape(client: TestClient, key: str) -> None:
+    response = post(client, key, PAGES)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["results"][0] == {"dimensions": ["/"], "metrics": [3, 4]}
+    assert body["query"]["metrics"] == ["visitors", "pageviews"]
+    assert body["meta"]["source"] == "rollup"
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_no_key_is_401_and_another_sites_key_is_403(client: TestClient, store: Store) -> None:
+    assert post(client, None, PAGES).status_code == 401
+    assert post(client, "ck_nothing_here", PAGES).status_code == 401
+    other = create_key(store, "other.example")
+    response = post(client, other, PAGES)
+    assert response.status_code == 403 and response.json()["field"] == "site_id"
+
+
+def test_a_wrong_secret_for_a_real_key_is_401(client: TestClient, key: str) -> None:
+    prefix, key_id, secret = key.split("_", 2)
+    forged = f"{prefix}_{key_id}_{'A' * len(secret)}"
+    assert post(client, forged, PAGES).status_code == 401
+
+
+def test_revoked_keys_stop_working(client: TestClient, store: Store) -> None:
+    token = create_key(store, SITE, label="temporary")
+    assert post(client, token, PAGES).status_code == 200
+    key_id = token.split("_")[1]
+    assert revoke_key(store, key_id)
+    assert post(client, token, PAGES).status_code == 401
+    assert [info.revoked for info in list_keys(store, SITE) if info.key_id == key_id] == [True]
+
+
+def test_only_the_hash_of_a_key_is_stored(store: Store, key: str) -> None:
+    secret = key.split("_", 2)[2]
+    stored = store.rows("SELECT * FROM api_keys")
+    assert secret not in repr(stored)
+
+
+def test_share_tokens_see_the_public_k_threshold(client: TestClient, store: Store,
+                                                 key: str) -> None:
+    share = create_key(store, SITE, kind="share")
+    public = client.post(f"/api/v2/query?auth={share}", json=PAGES).json()["results"]
+    # Every page has fewer than 5 visitors: a share link sees only the aggregate.
+    assert public == [{"dimensions": ["(other)"], "metrics": [8, 9]}]
+    set_thresholds(store, SITE, k=3, public_k=2)
+    owner = post(client, key, PAGES).json()["results"]
+    assert [row["dimensions"][0] for row in owner] == ["(other)", "/"]
+    public = post(client, share, PAGES).json()["results"]
+    assert [row["dimensions"][0] for row in public] == ["/", "/blog/a", "/pricing", "(other)"]
+    set_thresholds(store, SITE, k=1, public_k=5)
+
+
+def test_invalid_query_is_400_with_the_field(client: TestClient, key: str) -> None:
+    body = {**PAGES, "filters": [["and", [["is", "visit:nope", ["x"]]]]]}
+    response = post(client, key, body)
+    assert response.status_code == 400
+    assert response.json()["field"] == "filters[0][1][0][1]"
+    assert post(client, key, {**PAGES, "metrics": "visitors"}).json()["field"] == "metrics"
+    broken = client.post("/api/v2/query", content=b"{not json",
+                         headers={"Authorization": f"Bearer {key}"})
+    assert broken.status_code == 400 and broken.json()["field"] == "body"
+
+
+@pytest.mark.parametrize("how", ["accept", "format"])
+def test_csv_on_request(client: TestClient, key: str, how: str) -> None:
+    if how == "accept":
+        response = post(client, key, PAGES, Accept="text/csv")
+    else:
+        response = client.post("/api/v2/query?format=csv", json=PAGES,
+                               headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.text.splitlines() == ["event:page,visitors,pageviews", "/,3,4",
+                                          "/blog/a,2,2", "/pricing,2,2", "/blog/b,1,1"]
+
+
+def test_csv_neutralises_spreadsheet_formulas(client: TestClient, store: Store,
+                                              key: str) -> None:
+    store_events(store, [make_event(int(time.time() * 1000) - 86_400_000 * 30, 77,
+                                    "=HYPERLINK(\"x\")")])
+    body = {**PAGES, "date_range": "all", "filters": [["contains", "event:page", ["HYPER"]]]}
+    response = post(client, key, body, Accept="text/csv")
+    assert response.text.splitlines()[1].startswith('"\'=HYPERLINK')
+
+
+def test_realtime_visitors_in_the_last_five_minutes(client: TestClient, store: Store,
+                                                    key: str) -> None:
+    now = int(time.time() * 1000)
+    store_events(store, [make_event(now - 60_000, 901), make_event(now - 120_000, 902),
+                         make_event(now - 10 * 60_000, 903)])
+    response = client.get(f"/api/v1/stats/realtime/visitors?site_id={SITE}",
+                          headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200 and response.json() == 2
+    assert client.get(f"/api/v1/stats/realtime/visitors?site_id={SITE}").status_code == 401
+
+
+def test_site_id_injection_is_just_a_forbidden_site(client: TestClient, key: str) -> None:
+    response = post(client, key, {**PAGES, "site_id": "example.com' OR '1'='1"})
+    assert response.status_code == 403
