@@ -34,7 +34,7 @@ from collector.sites import SiteRegistry
 from collector.spool import Spool
 from collector.storage import Store, migrate, open_store
 from collector.tracker.assets import script_endpoint
-from collector.views.events import record_event, record_pixel
+from collector.views.events import EventEndpoint, record_pixel
 from collector.views.health import health
 from collector.visits import VISIT_COLUMNS, VisitTracker
 from collector.writer import Writer
@@ -65,7 +65,7 @@ def create_app(settings: Settings, store: Store | None = None,
                 opened.close()
 
     routes = [
-        Route("/api/event", record_event, methods=["POST", "OPTIONS"]),
+        Route("/api/event", EventEndpoint(), methods=["POST", "OPTIONS"]),
         Route("/pixel.gif", record_pixel, methods=["GET"]),
         Route("/js/script.js", script_endpoint, methods=["GET", "HEAD"]),
         Route("/api/health", health, methods=["GET"]),

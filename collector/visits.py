@@ -53,6 +53,8 @@ class _Visit:
     engaged_ms: int = 0
     exit_page: str = ""
     version: int = 0
+    attributes: tuple[object, ...] = ()  # the first event's, fixed for the visit
+    last_row: tuple[object, ...] = ()  # the +1 row written last, to cancel on update
 
     @property
     def duration_seconds(self) -> int:
@@ -65,18 +67,26 @@ class _Visit:
 
     def row(self, sign: int) -> tuple[object, ...]:
         first = self.first
+        if not self.attributes:
+            self.attributes = (
+                first.hostname, first.referrer, first.referrer_source, first.referrer_medium,
+                channel_of(first.referrer_source, first.referrer_medium, first.utm_source,
+                           first.utm_medium, first.utm_campaign),
+                first.utm_source, first.utm_medium, first.utm_campaign, first.utm_term,
+                first.utm_content, first.browser, first.browser_version, first.os,
+                first.os_version, first.device, first.screen, first.language, first.country,
+                first.region, first.city, first.isp,
+            )
         return (
             first.site, first.visitor, self.visit_id, self.start_ms, self.end_ms,
             self.duration_seconds, self.pageviews, self.events, self.interactive_events,
             self.is_bounce, self.engaged_ms, first.pathname, self.exit_page or first.pathname,
-            first.hostname, first.referrer, first.referrer_source, first.referrer_medium,
-            channel_of(first.referrer_source, first.referrer_medium, first.utm_source,
-                       first.utm_medium, first.utm_campaign),
-            first.utm_source, first.utm_medium, first.utm_campaign, first.utm_term,
-            first.utm_content, first.browser, first.browser_version, first.os,
-            first.os_version, first.device, first.screen, first.language, first.country,
-            first.region, first.city, first.isp, sign, self.version,
+            *self.attributes, sign, self.version,
         )
+
+    def cancelling_row(self) -> tuple[object, ...]:
+        """The row that cancels the last +1 row (same state and version, sign -1)."""
+        return (*self.last_row[:-2], -1, self.last_row[-1])
 
     def absorb(self, event: Event) -> None:
         self.end_ms = max(self.end_ms, event.timestamp_ms)
@@ -125,11 +135,12 @@ class VisitTracker:
                 # Engagement reports on a page already counted; alone it is not a visit.
                 return event, []
             return self._start(key, event)
-        cancelled = current.row(-1)
+        cancelled = current.cancelling_row()
         current.absorb(event)
         current.version += 1
+        current.last_row = current.row(1)
         self._visits.move_to_end(key)
-        return event._replace(visit=current.visit_id), [cancelled, current.row(1)]
+        return event._replace(visit=current.visit_id), [cancelled, current.last_row]
 
     def _start(self, key: tuple[str, int], event: Event) -> tuple[Event, list[tuple[object, ...]]]:
         visit_id = visit_id_of(event.site, event.visitor, event.timestamp_ms)
@@ -139,7 +150,8 @@ class VisitTracker:
         self._visits[key] = visit
         self._visits.move_to_end(key)
         self._evict(event.timestamp_ms)
-        return event._replace(visit=visit_id), [visit.row(1)]
+        visit.last_row = visit.row(1)
+        return event._replace(visit=visit_id), [visit.last_row]
 
     def _evict(self, now_ms: int) -> None:
         """Drop visits that timed out, and the least recent ones beyond the bound."""

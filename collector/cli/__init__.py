@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from collector.errors import CollectorError
 from collector.settings import Settings
 
-COMMAND_MODULES = ("serve", "admin", "sites", "salts", "lists")
+COMMAND_MODULES = ("serve", "admin", "sites", "salts", "lists", "keys", "goals", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
+import msgspec
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from collector.errors import DataDirectoryBusy, StorageError, StorageUnavailable
@@ -28,6 +30,8 @@ from collector.errors import DataDirectoryBusy, StorageError, StorageUnavailable
 _OWNED_DIRECTORIES: dict[Path, int] = {}
 _OWNERSHIP_LOCK = threading.Lock()
 LOCK_FILE_NAME = "collector.lock"
+_DATETIME64 = re.compile(r"^(?:Nullable\()?DateTime64\((\d+)")
+_JSON = msgspec.json.Encoder()
 
 
 class Store:
@@ -40,6 +44,7 @@ class Store:
         self.embedded = url.startswith("chdb://")
         # The chdb client is not safe for concurrent calls from several threads.
         self._lock = threading.Lock()
+        self._scales: dict[str, dict[str, int]] = {}
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None,
                 settings: dict[str, Any] | None = None) -> Any:
@@ -61,15 +66,40 @@ class Store:
 
     def insert_columns(self, table: str, column_names: Sequence[str],
                        columns: Sequence[Sequence[Any]], token: str | None = None) -> None:
-        """Insert one block given column by column; ``token`` makes a replay a no-op."""
+        """Insert one block given column by column; ``token`` makes a replay a no-op.
+
+        DateTime64 columns take integer ticks (milliseconds for ``DateTime64(3)``). The
+        block travels as ``JSONColumns`` encoded by msgspec in C: several times cheaper
+        than the driver's per-value Native serialization, and ClickHouse parses it
+        without holding Python's GIL, so ingest keeps serving while a batch goes in.
+        """
         settings: dict[str, Any] = {}
         if token:
             settings["insert_deduplication_token"] = token
             # Rollups fed by materialized views must not count a replayed block twice.
             settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
+        scales = self._tick_scales(table)
+        block = {}
+        for name, values in zip(column_names, columns):
+            scale = scales.get(name)
+            block[name] = [tick / scale for tick in values] if scale else values
+        payload = _JSON.encode(block)
         with self._lock, _translated_errors():
-            self._client.insert(table, list(columns), column_names=list(column_names),
-                                column_oriented=True, settings=settings)
+            self._client.raw_insert(table, list(column_names), insert_block=payload,
+                                    settings=settings, fmt="JSONColumns")
+
+    def _tick_scales(self, table: str) -> dict[str, int]:
+        """Ticks per second of each DateTime64 column of ``table`` (cached)."""
+        scales = self._scales.get(table)
+        if scales is None:
+            rows = self.rows(
+                "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                "AND table = {table:String}", {"table": table})
+            scales = {name: 10 ** int(match.group(1)) for name, kind in rows
+                      if (match := _DATETIME64.search(kind))}
+            if rows:  # a missing table (an outage) is asked again next time
+                self._scales[table] = scales
+        return scales
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,148 @@
+"""Dashboard report benchmark: rollups against the raw tables, in one run.
+
+    python benchmarks/bench_reports.py --events 10000000 [--days 90] [--data-dir DIR]
+
+Generates demo traffic (``collector.reports.demo``) into an embedded engine,
+then runs the dashboard's full query set for the last 30 days — top stats with
+comparison, the daily timeseries and 8 breakdowns — through the same code as
+``POST /api/v2/query``: once as planned (rollups) and once from the raw tables
+alone (exact, no sampling). Prints p50 per query, the totals, the ratio, and
+checks that both give the same answers (visitors within the uniq error bound).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from collector.reports.builder import SiteContext
+from collector.reports.demo import generate, progress_bar
+from collector.reports.query import Report, run_report
+from collector.reports.request import QuerySpec, parse_query
+from collector.storage import Store, migrate, open_store
+
+SITE = "demo.example"
+# uniq() is exact below 65536 values and within ~1-2% above; counts must match exactly.
+VISITOR_TOLERANCE = 0.02
+BREAKDOWNS = {
+    "pages": ("event:page", ["visitors", "pageviews"]),
+    "entry pages": ("visit:entry_page", ["visitors", "visits", "bounce_rate"]),
+    "sources": ("visit:source", ["visitors", "visits", "bounce_rate", "visit_duration"]),
+    "channels": ("visit:channel", ["visitors", "visits"]),
+    "browsers": ("visit:browser", ["visitors", "percentage"]),
+    "operating systems": ("visit:os", ["visitors", "percentage"]),
+    "devices": ("visit:device", ["visitors", "percentage"]),
+    "countries": ("visit:country", ["visitors", "percentage"]),
+}
+
+
+def dashboard_queries() -> dict[str, QuerySpec]:
+    base = {"site_id": SITE, "date_range": "30d"}
+    queries = {
+        "top stats + comparison": {
+            **base, "metrics": ["visitors", "visits", "pageviews", "views_per_visit",
+                                "bounce_rate", "visit_duration"],
+            "include": {"comparison": "previous_period"}},
+        "timeseries (day)": {**base, "metrics": ["visitors", "visits", "pageviews"],
+                             "dimensions": ["time:day"]},
+    }
+    for label, (dimension, metrics) in BREAKDOWNS.items():
+        queries[label] = {**base, "metrics": metrics, "dimensions": [dimension],
+                          "pagination": {"limit": 9}}
+    return {label: parse_query(body) for label, body in queries.items()}
+
+
+def prepare(store: Store, events: int, days: int, now: datetime) -> None:
+    stored = store.rows("SELECT count() FROM events WHERE site = {site:String}",
+                        {"site": SITE})[0][0]
+    if stored:
+        print(f"reusing {stored:,} stored demo events", file=sys.stderr)
+        return
+    result = generate(store, SITE, events, days, now=now, progress=progress_bar)
+    print(f"\ngenerated {result.events:,} events / {result.visits:,} visits in "
+          f"{result.seconds:.1f} s = {result.events_per_second:,.0f} events/s",
+          file=sys.stderr)
+    store.command("OPTIMIZE TABLE visits_rollup FINAL")
+    store.command("OPTIMIZE TABLE events_rollup FINAL")
+
+
+def timed(store: Store, spec: QuerySpec, now: datetime, raw: bool,
+          repeat: int) -> tuple[float, Report]:
+    context = SiteContext(SITE)
+    durations = []
+    report = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        report = run_report(store, spec, context, now, force_raw=raw, allow_sampling=False)
+        durations.append(time.perf_counter() - started)
+    assert report is not None
+    return statistics.median(durations) * 1000, report
+
+
+def differences(spec: QuerySpec, planned: Report, raw: Report) -> list[str]:
+    """Where the planned (rollup) answer differs from the raw one beyond the stated bounds."""
+    problems = []
+    if len(planned.results) != len(raw.results):
+        return [f"{len(planned.results)} rows vs {len(raw.results)}"]
+    for mine, theirs in zip(planned.results, raw.results):
+        mine_rows = [(mine["dimensions"], mine["metrics"])]
+        their_rows = [(theirs["dimensions"], theirs["metrics"])]
+        if "comparison" in mine:
+            mine_rows.append((mine["dimensions"], mine["comparison"]["metrics"]))
+            their_rows.append((theirs["dimensions"], theirs["comparison"]["metrics"]))
+        for (dims, values), (other_dims, other_values) in zip(mine_rows, their_rows):
+            if dims != other_dims:
+                problems.append(f"{dims} vs {other_dims}")
+            for name, value, other in zip(spec.metrics, values, other_values):
+                if not _close(name, value, other):
+                    problems.append(f"{dims} {name}: {value} vs {other}")
+    return problems
+
+
+def _close(name: str, value: Any, other: Any) -> bool:
+    if name in ("visitors", "percentage"):
+        return abs(value - other) <= VISITOR_TOLERANCE * max(abs(other), 1)
+    return bool(value == other)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=5, help="runs per query (p50 shown)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="embedded data directory (default: a fresh temporary one)")
+    arguments = parser.parse_args()
+    directory = arguments.data_dir or Path(tempfile.mkdtemp(prefix="bench-reports-"))
+    store = open_store(f"chdb://{directory}", "bench")
+    migrate(store)
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    prepare(store, arguments.events, arguments.days, now)
+    print(f"\n{'query':<24}{'rollup p50 ms':>14}{'raw p50 ms':>12}{'ratio':>8}  source")
+    totals = [0.0, 0.0]
+    failures = []
+    for label, spec in dashboard_queries().items():
+        planned_ms, planned = timed(store, spec, now, False, arguments.repeat)
+        raw_ms, raw = timed(store, spec, now, True, arguments.repeat)
+        totals[0] += planned_ms
+        totals[1] += raw_ms
+        failures += [f"{label}: {problem}" for problem in differences(spec, planned, raw)]
+        print(f"{label:<24}{planned_ms:>14.1f}{raw_ms:>12.1f}{raw_ms / planned_ms:>7.1f}x  "
+              f"{planned.meta['table']}")
+    print(f"{'full dashboard':<24}{totals[0]:>14.1f}{totals[1]:>12.1f}"
+          f"{totals[1] / totals[0]:>7.1f}x")
+    print("answers: " + ("identical to raw (visitors within 2%)" if not failures
+                         else f"{len(failures)} differences"))
+    for failure in failures[:20]:
+        print(f"  {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Synthetic demo traffic, generated inside ClickHouse: ``INSERT ... SELECT FROM numbers()``.
+
+Every visit ``i`` is a pure function of ``(seed, i)`` through ``cityHash64``, so
+the ``visits`` insert and the ``events`` insert (one row per event of each
+visit, via ``ARRAY JOIN``) compute the same visits independently and agree:
+same ids, visitors, pages, times and counts. Nothing passes through Python, so
+millions of events per second reach the embedded engine, and the rollups fill
+through their materialized views like real traffic.
+
+Shapes: a diurnal curve, Zipf-like pages and referrers (log-uniform ranks),
+weighted browser/OS/device/country mixes, 1–8 pageviews per visit, and a few
+custom events (which make a visit interactive, so not a bounce).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import accumulate
+
+from collector.channels import channel_of
+from collector.storage import Store
+
+HOURLY_WEIGHTS = (2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 9, 9, 8, 8, 9, 9, 8, 7, 7, 7, 6, 5, 4, 3)
+PAGEVIEW_WEIGHTS = (48, 20, 12, 8, 5, 3, 2, 2)  # visits with 1, 2, ... 8 pageviews
+CUSTOM_EVENT_SHARE = 0.1
+CUSTOM_EVENTS = ("Signup", "Download", "Outbound Link: Click")
+SOURCES = (  # (source, medium, referrer, utm_source, utm_medium, weight)
+    ("", "", "", "", "", 40), ("Google", "search", "www.google.com/", "", "", 30),
+    ("Bing", "search", "www.bing.com/", "", "", 4), ("DuckDuckGo", "search", "duckduckgo.com/",
+                                                     "", "", 3),
+    ("Twitter", "social", "t.co/", "", "", 5), ("Facebook", "social", "www.facebook.com/", "",
+                                                "", 4),
+    ("Reddit", "social", "www.reddit.com/r/webdev/", "", "", 3),
+    ("Hacker News", "referral", "news.ycombinator.com/item", "", "", 3),
+    ("GitHub", "referral", "github.com/", "", "", 2),
+    ("Newsletter", "", "", "newsletter", "email", 3), ("Google", "search", "www.google.com/",
+                                                       "google", "cpc", 3),
+)
+BROWSERS = (("Chrome", "124", 55), ("Safari", "17", 20), ("Firefox", "125", 8),
+            ("Edge", "124", 10), ("Samsung Internet", "24", 4), ("Opera", "109", 3))
+SYSTEMS = (("Windows", "10", "desktop", "desktop", 38), ("Mac OS", "14", "desktop", "desktop", 17),
+           ("Android", "14", "mobile", "mobile", 24), ("iOS", "17", "mobile", "mobile", 15),
+           ("Linux", "", "desktop", "desktop", 4), ("iPadOS", "17", "tablet", "tablet", 2))
+PLACES = (("US", "US-CA", "San Francisco", "en", "Comcast", 25), ("US", "US-NY", "New York", "en",
+                                                                    "Verizon", 10),
+          ("DE", "DE-BE", "Berlin", "de", "Deutsche Telekom", 12),
+          ("GB", "GB-ENG", "London", "en", "BT", 9), ("FR", "FR-IDF", "Paris", "fr", "Orange", 8),
+          ("IN", "IN-KA", "Bengaluru", "en", "Jio", 10), ("BR", "BR-SP", "São Paulo", "pt",
+                                                          "Vivo", 6),
+          ("JP", "JP-13", "Tokyo", "ja", "NTT", 6), ("NL", "NL-NH", "Amsterdam", "nl", "KPN", 4),
+          ("CA", "CA-ON", "Toronto", "en", "Rogers", 5), ("PL", "PL-MZ", "Warsaw", "pl",
+                                                          "Orange Polska", 5))
+TOP_PAGES = ("/", "/pricing", "/features", "/docs", "/blog", "/about", "/signup", "/login",
+             "/docs/getting-started", "/contact")
+PAGE_COUNT = 2000
+CHUNK_VISITS = 400_000
+# Demo rows are final visit states: nothing to collapse or merge while inserting.
+INSERT_SETTINGS = {"optimize_on_insert": 0}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    events: int
+    visits: int
+    seconds: float
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def expected_events_per_visit() -> float:
+    total = sum(PAGEVIEW_WEIGHTS)
+    return sum((index + 1) * weight for index, weight in enumerate(PAGEVIEW_WEIGHTS)) / total \
+        + CUSTOM_EVENT_SHARE
+
+
+def generate(store: Store, site: str, events: int, days: int, seed: int = 1,
+             now: datetime | None = None,
+             progress: Callable[[int, int, float], None] | None = None) -> DemoResult:
+    """Write about ``events`` events (and their visits) spread over the last ``days`` days."""
+    visits = max(1, round(events / expected_events_per_visit()))
+    end = int((now or datetime.now(UTC)).timestamp())
+    started = time.perf_counter()
+    for first in range(0, visits, CHUNK_VISITS):
+        count = min(CHUNK_VISITS, visits - first)
+        params = _parameters(site, seed, first, count, visits, days, end)
+        store.command(f"INSERT INTO visits ({VISIT_INSERT_COLUMNS}) {_visits_sql()}", params,
+                      settings=INSERT_SETTINGS)
+        store.command(f"INSERT INTO events ({EVENT_INSERT_COLUMNS}) {_events_sql()}", params,
+                      settings=INSERT_SETTINGS)
+        last = first + count >= visits
+        done = events if last else min(events, round((first + count) * expected_events_per_visit()))
+        if progress:
+            progress(done, events, time.perf_counter() - started)
+    written = store.rows("SELECT count() FROM events WHERE site = {site:String}",
+                         {"site": site})[0][0]
+    return DemoResult(int(written), visits, time.perf_counter() - started)
+
+
+def progress_bar(done: int, total: int, seconds: float) -> None:
+    """One stderr line per chunk: bar, share, count and rate."""
+    width = 30
+    filled = int(width * done / total) if total else width
+    rate = done / seconds if seconds else 0.0
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f}% "
+          f"{done:,}/{total:,} events {rate:,.0f}/s", end="", file=sys.stderr, flush=True)
+
+
+def _cumulative(weights: list[float]) -> list[float]:
+    total = sum(weights)
+    return [value / total for value in accumulate(weights)]
+
+
+def _parameters(site: str, seed: int, first: int, count: int, visits: int, days: int,
+                end: int) -> dict[str, object]:
+    channels = [channel_of(source, medium, utm_source, utm_medium, "")
+                for source, medium, _, utm_source, utm_medium, _ in SOURCES]
+    return {
+        "site": site, "seed": seed, "first": first, "count": count, "days": days, "end": end,
+        "visits": visits,
+        "visitors_per_day": max(1, int(visits / days / 1.4)),
+        "hours": _cumulative(list(HOURLY_WEIGHTS)),
+        "pageview_weights": _cumulative(list(PAGEVIEW_WEIGHTS)),
+        "custom_share": CUSTOM_EVENT_SHARE, "custom_events": list(CUSTOM_EVENTS),
+        "source_weights": _cumulative([row[5] for row in SOURCES]),
+        "sources": [row[0] for row in SOURCES], "mediums": [row[1] for row in SOURCES],
+        "referrers": [row[2] for row in SOURCES], "utm_sources": [row[3] for row in SOURCES],
+        "utm_mediums": [row[4] for row in SOURCES], "channels": channels,
+        "browser_weights": _cumulative([row[2] for row in BROWSERS]),
+        "browsers": [row[0] for row in BROWSERS], "browser_versions": [row[1] for row in BROWSERS],
+        "system_weights": _cumulative([row[4] for row in SYSTEMS]),
+        "systems": [row[0] for row in SYSTEMS], "system_versions": [row[1] for row in SYSTEMS],
+        "devices": [row[2] for row in SYSTEMS], "screens": [row[3] for row in SYSTEMS],
+        "place_weights": _cumulative([row[5] for row in PLACES]),
+        "countries": [row[0] for row in PLACES], "regions": [row[1] for row in PLACES],
+        "cities": [row[2] for row in PLACES], "languages": [row[3] for row in PLACES],
+        "isps": [row[4] for row in PLACES], "top_pages": list(TOP_PAGES),
+        "page_count": PAGE_COUNT,
+    }
+
+
+# A uniform number in [0, 1) from (seed, visit number, salt).
+_U = "(cityHash64({seed:UInt64}, number, %d) %% 1000000007) / 1000000007.0"
+
+
+def _pick(weights: str, salt: int) -> str:
+    return f"arrayFirstIndex(c -> c >= {_U % salt}, {{{weights}:Array(Float64)}})"
+
+
+def _pages() -> str:
+    """Zipf-like pages: rank = floor(N^u) - 1 is log-uniform over 0..N-1."""
+    ranks = ("arrayMap(k -> toUInt32(floor(pow({page_count:UInt32}, "
+             "(cityHash64({seed:UInt64}, number, 100 + k) % 1000003) / 1000003.0))) - 1, "
+             "range(pageviews))")
+    return (f"arrayMap(rank -> if(rank < 10, {{top_pages:Array(String)}}[rank + 1], "
+            f"concat(if(rank % 3 = 0, '/docs/page-', '/blog/post-'), toString(rank))), {ranks})")
+
+
+def _visit_attributes() -> str:
+    """One row per visit ``number`` with every attribute, shared by both inserts."""
+    return f"""
+SELECT
+    number,
+    -- Visits come in time order, so each chunk touches few rollup hours (as live traffic does).
+    intDiv(number * {{days:UInt32}}, {{visits:UInt64}}) AS day_index,
+    {_pick('hours', 2)} - 1 AS hour,
+    (cityHash64({{seed:UInt64}}, number, 3) % 3600) AS second_in_hour,
+    intDiv({{end:UInt32}}, 86400) * 86400 - ({{days:UInt32}} - 1 - day_index) * 86400
+        + hour * 3600 + second_in_hour AS planned_s,
+    -- Today's hours still ahead move to yesterday: no visit starts in the future.
+    if(planned_s >= {{end:UInt32}}, planned_s - 86400, planned_s) AS start_s,
+    cityHash64({{site:String}}, {{seed:UInt64}}, day_index,
+               cityHash64({{seed:UInt64}}, number, 4) % {{visitors_per_day:UInt32}}) AS visitor_id,
+    cityHash64({{site:String}}, {{seed:UInt64}}, number, 'visit') AS visit_id,
+    {_pick('pageview_weights', 5)} AS pageviews,
+    toUInt32({_U % 6} < {{custom_share:Float64}}) AS customs,
+    10 + cityHash64({{seed:UInt64}}, number, 7) % 110 AS gap,
+    {_pick('source_weights', 8)} AS s,
+    {_pick('browser_weights', 9)} AS b,
+    {_pick('system_weights', 10)} AS o,
+    {_pick('place_weights', 11)} AS g,
+    {{custom_events:Array(String)}}[1 + cityHash64({{seed:UInt64}}, number, 12) % 3] AS custom_name,
+    {_pages()} AS pages
+FROM numbers({{first:UInt64}}, {{count:UInt64}})
+"""
+
+
+VISIT_INSERT_COLUMNS = (
+    "site, visitor, visit, start_time, end_time, duration, pageviews, events, "
+    "interactive_events, is_bounce, engaged_ms, entry_page, exit_page, hostname, referrer, "
+    "referrer_source, referrer_medium, channel, utm_source, utm_medium, utm_campaign, "
+    "utm_term, utm_content, browser, browser_version, os, os_version, device, screen, "
+    "language, country, region, city, isp, sign, version")
+
+EVENT_INSERT_COLUMNS = (
+    "site, timestamp, name, visitor, visit, hostname, pathname, referrer, referrer_source, "
+    "referrer_medium, utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, "
+    "browser_version, os, os_version, device, screen, language, country, region, city, isp, "
+    "prop_keys, prop_values, interactive, scroll_depth, engaged_ms")
+
+_SHARED = """
+    {referrers:Array(String)}[s], {sources:Array(String)}[s], {mediums:Array(String)}[s]"""
+_UTM = """
+    {utm_sources:Array(String)}[s], {utm_mediums:Array(String)}[s],
+    if({utm_sources:Array(String)}[s] = '', '', 'spring-launch'), '', ''"""
+_CLIENT = """
+    {browsers:Array(String)}[b], {browser_versions:Array(String)}[b],
+    {systems:Array(String)}[o], {system_versions:Array(String)}[o],
+    {devices:Array(String)}[o], {screens:Array(String)}[o], {languages:Array(String)}[g],
+    {countries:Array(String)}[g], {regions:Array(String)}[g], {cities:Array(String)}[g],
+    {isps:Array(String)}[g]"""
+
+
+def _visits_sql() -> str:
+    return f"""
+SELECT {{site:String}}, visitor_id, visit_id, toDateTime64(start_s, 3, 'UTC'),
+    toDateTime64(start_s + (pageviews + customs - 1) * gap, 3, 'UTC'),
+    (pageviews + customs - 1) * gap, pageviews, pageviews + customs, customs,
+    pageviews = 1 AND customs = 0, 0, pages[1], pages[-1], {{site:String}},{_SHARED},
+    {{channels:Array(String)}}[s],{_UTM},{_CLIENT}, 1, 0
+FROM ({_visit_attributes()})
+"""
+
+
+def _events_sql() -> str:
+    return f"""
+SELECT {{site:String}}, toDateTime64(start_s + k * gap, 3, 'UTC'),
+    if(k < pageviews, 'pageview', custom_name), visitor_id, visit_id, {{site:String}},
+    if(k < pageviews, pages[k + 1], pages[-1]),{_SHARED},{_UTM},{_CLIENT},
+    if(k < pageviews, [], ['plan']), if(k < pageviews, [], ['pro']), 1, 0, 0
+FROM ({_visit_attributes()})
+ARRAY JOIN range(pageviews + customs) AS k
+"""
