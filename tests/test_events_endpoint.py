@@ -229,3 +229,19 @@ def test_a_request_without_user_agent_is_not_counted(client: TestClient) -> None
         {"n": "pageview", "u": "https://noua.test/", "d": "noua.test"}),
         headers={"User-Agent": ""})
     assert response.headers["x-collector-dropped"] == "bot"
+
+
+def test_a_full_buffer_answers_503_and_keeps_what_it_accepted(store: Store,
+                                                              engine_url: str) -> None:
+    with running_app(store, engine_url, buffer_max_rows=6, flush_interval=3600) as client:
+        body = {"n": "pageview", "u": "https://busy.test/", "d": "busy.test"}
+        statuses = [post(client, body).status_code for _ in range(4)]
+        refused = post(client, body)
+        flush(client)
+    # Each event takes one event row and one or two visit rows: 2 + 3 rows, then the bound.
+    assert statuses == [202, 202, 503, 503]
+    assert refused.status_code == 503
+    assert refused.json()["error"]
+    assert refused.headers["retry-after"] == "1"
+    accepted = statuses.count(202)
+    assert len(rows(store, "busy.test")) == accepted
