@@ -28,7 +28,7 @@ from collector.reports.dimensions import (
     value_sql,
 )
 from collector.reports.goals import Goal, condition_sql, goal_dimension_sql
-from collector.reports.metrics import COMPONENT_SQL, METRICS, needs_visit_table
+from collector.reports.metrics import COMPONENT_SQL, METRICS, component_sql, needs_visit_table
 from collector.reports.params import Parameters
 from collector.reports.privacy import folded_sql
 from collector.reports.request import Condition, Filter, Logical, QuerySpec
@@ -51,7 +51,8 @@ class Plan:
     level: str  # event | visit
     source: str  # events | visits | events_rollup | visits_rollup
     final: bool = False  # read collapsed visits (exit pages change within a visit)
-    sample: float | None = None
+    sample: float | None = None  # raw tables: SAMPLE ratio, every metric scaled
+    visitor_sample: int = 1  # rollups: visitors from a 1/N sample, sums stay exact
 
     @property
     def is_rollup(self) -> bool:
@@ -118,7 +119,7 @@ def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan
         if "event:goal" in spec.dimensions else ""
     selected = [f"{shown_sql(name, value_sql(name, chosen.source, params, context.timezone, goal_sql))}"
                 f" AS {prefix}{alias}" for name, alias in zip(spec.dimensions, aliases)]
-    selected += [f"{COMPONENT_SQL[chosen.source][part]} AS {prefix}c_{part}"
+    selected += [f"{component_sql(chosen.source, part, chosen.visitor_sample)} AS {prefix}c_{part}"
                  for part in components]
     sql = (f"SELECT {', '.join(selected)} FROM {_from(chosen)} "
            f"WHERE {_where(spec, context, period, chosen, params)}")

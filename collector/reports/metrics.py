@@ -59,6 +59,14 @@ COMPONENT_SQL: dict[str, dict[str, str]] = {
     },
 }
 
+
+def component_sql(source: str, part: str, visitor_sample: int = 1) -> str:
+    """SQL of one component; rollups may read visitors from their 1/16 or 1/256 sample."""
+    if part == "visitors" and visitor_sample > 1:
+        return f"uniqMerge(visitors_s{visitor_sample}) * {visitor_sample}"
+    return COMPONENT_SQL[source][part]
+
+
 # Rates are differences in percentage points in comparisons; counts are relative changes.
 RATE_METRICS = ("bounce_rate", "conversion_rate", "percentage")
 

@@ -29,6 +29,10 @@ from collector.storage import Store
 
 # Raw queries over more rows than this read a sample, scaled back up.
 SAMPLE_ABOVE_ROWS = 20_000_000
+# Rollup visitors: exact up to this many visits in the range, then a 1/16 sample,
+# then 1/256 above the second bound (about 100k-300k visitors are merged at most).
+EXACT_VISITORS_UP_TO_VISITS = 300_000
+SIXTEENTH_UP_TO_VISITS = 5_000_000
 
 
 @dataclass
@@ -43,15 +47,22 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
     period = resolve(spec.date_range, context.timezone, now, _first_day(store, spec, context))
     _validate(spec, context)
     chosen = plan(spec, period, force_raw)
+    visitor_sample = 1
     if allow_sampling and not chosen.is_rollup:
         chosen = _with_sampling(store, chosen, context.site, period)
+    elif allow_sampling and context.k <= 1:
+        # Folding rare rows must see exact visitors, so k > 1 never samples them.
+        visitor_sample = _visitor_sample(store, context.site, period)
+        chosen = dataclasses.replace(chosen, visitor_sample=visitor_sample)
     rows = _aggregate(store, build(spec, context, period, chosen), chosen)
-    total = _total_visitors(store, spec, context, period, force_raw)
+    total = _total_visitors(store, spec, context, period, force_raw, visitor_sample)
     results = [_result(spec, row, total) for row in rows]
     meta: dict[str, Any] = {"source": "rollup" if chosen.is_rollup else "raw",
                             "table": chosen.source}
     if chosen.sample is not None:
         meta["sample_percent"] = round(chosen.sample * 100, 2)
+    if visitor_sample > 1:
+        meta["visitors_sample_percent"] = round(100 / visitor_sample, 2)
     if spec.time_labels:
         time_dimension = _time_dimension(spec)
         if time_dimension:
@@ -60,7 +71,8 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
         previous = period.previous(context.timezone)
         meta["comparison_date_range"] = [previous.first_day.isoformat(),
                                          previous.last_day.isoformat()]
-        _add_comparison(store, spec, context, period, previous, results, force_raw)
+        _add_comparison(store, spec, context, period, previous, results, force_raw,
+                        visitor_sample)
     return Report(results, meta, period)
 
 
@@ -99,6 +111,22 @@ def _with_sampling(store: Store, chosen: Plan, site: str, period: DateRange) -> 
     return dataclasses.replace(chosen, sample=ratio)
 
 
+def _visitor_sample(store: Store, site: str, period: DateRange) -> int:
+    visits = store.rows(
+        "SELECT sum(visits) FROM visits_rollup WHERE site = {site:String} AND dimension = '' "
+        "AND hour >= toDateTime({start:UInt32}, 'UTC') AND hour < toDateTime({end:UInt32}, 'UTC')",
+        {"site": site, "start": int(period.start.timestamp()),
+         "end": int(period.end.timestamp())})[0][0]
+    if visits <= EXACT_VISITORS_UP_TO_VISITS:
+        return 1
+    return 16 if visits <= SIXTEENTH_UP_TO_VISITS else 256
+
+
+def _sampled(chosen: Plan, visitor_sample: int) -> Plan:
+    return dataclasses.replace(chosen, visitor_sample=visitor_sample) if chosen.is_rollup \
+        else chosen
+
+
 def _aggregate(store: Store, built: BuiltQuery, chosen: Plan) -> list[tuple[list[Any],
                                                                               dict[str, float]]]:
     try:
@@ -130,7 +158,7 @@ def _result(spec: QuerySpec, row: tuple[list[Any], dict[str, float]],
 
 
 def _total_visitors(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
-                    force_raw: bool) -> float:
+                    force_raw: bool, visitor_sample: int) -> float:
     """Visitors of the whole period, the base of percentage and conversion_rate."""
     if not {"percentage", "conversion_rate"} & set(spec.metrics):
         return 0.0
@@ -139,18 +167,19 @@ def _total_visitors(store: Store, spec: QuerySpec, context: SiteContext, period:
                  if not (isinstance(item, Condition) and item.dimension == "event:goal"))
     total_spec = dataclasses.replace(spec, metrics=("visitors",), dimensions=(),
                                      filters=kept, order_by=(), comparison=False)
-    chosen = plan(total_spec, period, force_raw)
+    chosen = _sampled(plan(total_spec, period, force_raw), visitor_sample)
     rows = _aggregate(store, build(total_spec, dataclasses.replace(context, k=1), period,
                                    chosen), chosen)
     return rows[0][1]["visitors"] if rows else 0.0
 
 
 def _add_comparison(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
-                    previous: DateRange, results: list[dict[str, Any]], force_raw: bool) -> None:
-    chosen = plan(spec, previous, force_raw)
+                    previous: DateRange, results: list[dict[str, Any]], force_raw: bool,
+                    visitor_sample: int) -> None:
+    chosen = _sampled(plan(spec, previous, force_raw), visitor_sample)
     unpaged = dataclasses.replace(spec, comparison=False)
     rows = _aggregate(store, build(unpaged, context, previous, chosen, paginate=False), chosen)
-    total = _total_visitors(store, spec, context, previous, force_raw)
+    total = _total_visitors(store, spec, context, previous, force_raw, visitor_sample)
     earlier = {tuple(_moved(spec, dims, previous, period, context)): (dims, parts)
                for dims, parts in rows}
     for result in results:
