@@ -92,12 +92,10 @@ class Pipeline:
         referrer_host = referrer.split("/", 1)[0]
         if referrer_host and self.spam.is_spam(referrer_host):
             return self.drops.count("spam")
-        source, medium = classify_referrer(referrer_host)
-        if not referrer_host:
-            source = page.tags.get("ref") or page.tags.get("source") or ""
         tags = page.tags
-        if not source:
-            source = tags.get("utm_source", "")
+        source, medium = classify_referrer(referrer_host)
+        if not source:  # no referrer: the campaign tags name the source, if any
+            source = tags.get("ref") or tags.get("source") or tags.get("utm_source", "")
         # The IP is used from here to the end of this function, and never leaves it.
         ip = self._addresses.resolve(peer, headers)
         sites = [site for site in sites if not site.excludes(ip, page.pathname)]

@@ -245,3 +245,17 @@ def test_a_full_buffer_answers_503_and_keeps_what_it_accepted(store: Store,
     assert refused.headers["retry-after"] == "1"
     accepted = statuses.count(202)
     assert len(rows(store, "busy.test")) == accepted
+
+
+@pytest.mark.parametrize(("site", "url", "referrer", "source"), [
+    ("src1.test", "https://src1.test/?ref=producthunt", None, "producthunt"),
+    ("src2.test", "https://src2.test/?utm_source=newsletter", None, "newsletter"),
+    ("src3.test", "https://src3.test/?source=hn&utm_source=x", None, "hn"),
+    ("src4.test", "https://src4.test/?ref=producthunt", "https://duckduckgo.com/", "DuckDuckGo"),
+])
+def test_source_from_referrer_or_campaign_tags(client: TestClient, store: Store, site: str,
+                                               url: str, referrer: str | None,
+                                               source: str) -> None:
+    post(client, {"n": "pageview", "u": url, "d": site, "r": referrer})
+    flush(client)
+    assert rows(store, site, "referrer_source") == [(source,)]
