@@ -1,0 +1,286 @@
+"""Plausible's own npm tracker, in a real Chromium, against our ``POST /api/event``.
+
+The official package is fetched from the npm registry at test time (never vendored),
+checked against its pinned integrity, cached in pytest's cache directory, and
+served to a test page that imports it as an ES module through an import map,
+exactly as a bundler-less app would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from collector.storage import Store
+from tests.browser_support import (
+    CHROMIUM,
+    DESKTOP_USER_AGENT,
+    LAUNCH_ARGS,
+    BackgroundServer,
+    wait_until,
+)
+from tests.conftest import app_settings
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+PACKAGE = "@plausible-analytics/tracker"
+VERSION = "0.4.6"
+# dist.integrity of the pinned version on registry.npmjs.org.
+INTEGRITY = ("sha512-nbu6xGgSP6jeYuoVklZBzucUnIpo75tVu3Kr+R0EDycVKaMC/jF5Q/YCaM/8gR4fPZ1IDcXt6F"
+             "dBJFZ1uZwEPA==")
+BUNDLE = "package/plausible.js"  # the package's only build: an ES module exporting init/track
+SITE = "plausible-npm.example"
+HN_REFERRER = "https://news.ycombinator.com/item?id=1"
+EVENT_COLUMNS = "name, pathname, referrer, referrer_source, prop_keys, prop_values, interactive"
+
+
+def _integrity(tarball: Path) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
+
+
+def _npm_pack(destination: Path) -> Path:
+    """``npm pack`` the pinned version into ``destination``; skip when npm can't."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip(f"npm is not installed, so {PACKAGE}@{VERSION} cannot be fetched")
+    env = {**os.environ, "npm_config_fund": "false", "npm_config_audit": "false",
+           "npm_config_update_notifier": "false", "npm_config_loglevel": "error"}
+    try:
+        done = subprocess.run(
+            [npm, "pack", f"{PACKAGE}@{VERSION}", "--ignore-scripts",
+             "--pack-destination", str(destination)],
+            cwd=destination, env=env, capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"npm pack {PACKAGE}@{VERSION} timed out (registry unreachable?)")
+    tarballs = sorted(destination.glob("*.tgz"))
+    if done.returncode != 0 or len(tarballs) != 1:
+        errors = [line for line in done.stderr.splitlines() if line.startswith("npm error")]
+        pytest.skip(f"npm pack {PACKAGE}@{VERSION} failed (exit {done.returncode}): "
+                    + (" / ".join(errors[:2]) or done.stderr.strip()[-300:]))
+    return tarballs[0]
+
+
+@pytest.fixture(scope="module")
+def plausible_js(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The pinned package's browser bundle; fetched once, then read from the cache."""
+    cache = getattr(request.config, "cache", None)
+    root = (cache.mkdir(f"plausible-tracker-{VERSION}") if cache is not None
+            else tmp_path_factory.mktemp("plausible-tracker"))
+    tarball, bundle = root / "tracker.tgz", root / BUNDLE
+    if not (tarball.exists() and bundle.exists()):
+        with tempfile.TemporaryDirectory(dir=root) as scratch:
+            packed = _npm_pack(Path(scratch))
+            assert _integrity(packed) == INTEGRITY, f"{packed.name} is not the pinned release"
+            with tarfile.open(packed) as archive:
+                archive.extractall(scratch, filter="data")
+            shutil.rmtree(root / "package", ignore_errors=True)
+            os.replace(Path(scratch) / "package", root / "package")
+            os.replace(packed, tarball)
+    # Checked on every run, so a tampered cache fails instead of testing something else.
+    assert _integrity(tarball) == INTEGRITY, f"{tarball} is not {PACKAGE}@{VERSION}"
+    with tarfile.open(tarball) as archive:  # read from the verified tarball itself
+        manifest = json.load(archive.extractfile("package/package.json"))  # type: ignore[arg-type]
+        code = archive.extractfile(BUNDLE).read()  # type: ignore[union-attr]
+    assert (manifest["name"], manifest["version"]) == (PACKAGE, VERSION)
+    return code
+
+
+def plausible_site_app(collector_url: str, bundle: bytes) -> Starlette:
+    """A small SPA that imports Plausible's npm module by its package name."""
+
+    async def tracker(request: Request) -> Response:
+        return Response(bundle, media_type="text/javascript")
+
+    async def report(request: Request) -> Response:
+        return Response(b"%PDF-1.4\n%%EOF\n", media_type="application/pdf",
+                        headers={"Content-Disposition": 'attachment; filename="report.pdf"'})
+
+    async def spa(request: Request) -> HTMLResponse:
+        return HTMLResponse(_PAGE.format(endpoint=html.escape(f"{collector_url}/api/event"),
+                                         package=PACKAGE, site=SITE))
+
+    return Starlette(routes=[
+        Route("/vendor/plausible.js", tracker),
+        Route("/files/report.pdf", report),
+        Route("/{path:path}", spa),
+    ])
+
+
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Plausible npm</title>
+<script type="importmap">{{"imports": {{"{package}": "/vendor/plausible.js"}}}}</script>
+<script type="module">
+  import {{ init, track }} from "{package}";
+  init({{domain: "{site}", endpoint: "{endpoint}", captureOnLocalhost: true,
+         fileDownloads: true, logging: false}});
+  /* Resolves with what the tracker's callback got: {{status}} or {{error}}. */
+  window.tracked = (name, options) =>
+    new Promise(resolve => track(name, Object.assign({{}}, options, {{callback: resolve}})));
+</script>
+</head><body>
+<nav><a data-route href="/">Home</a> <a data-route id="pricing" href="/pricing">Pricing</a></nav>
+<main id="view">Home</main>
+<a id="download" href="/files/report.pdf?session=secret">Annual report</a>
+<script>
+  document.addEventListener("click", function (event) {{
+    var link = event.target.closest("a[data-route]");
+    if (!link) return;
+    event.preventDefault();
+    history.pushState({{}}, "", link.getAttribute("href"));
+    document.getElementById("view").textContent = link.textContent;
+  }});
+</script>
+</body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def collector(engine_url: str, store: Store) -> Iterator[tuple[str, Starlette]]:
+    from collector.app import create_app
+
+    app = create_app(app_settings(engine_url), store)
+    with BackgroundServer(app) as server:
+        yield server.url, app
+
+
+@pytest.fixture(scope="module")
+def site(collector: tuple[str, Starlette], plausible_js: bytes) -> Iterator[str]:
+    with BackgroundServer(plausible_site_app(collector[0], plausible_js)) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+class Posts:
+    """Every request the page sends to the collector, with its answer once it has one."""
+
+    def __init__(self, page: Any, collector_url: str) -> None:
+        self.page = page
+        self.origin = urlsplit(collector_url).netloc
+        self.answered: list[tuple[Any, Any]] = []  # (request, response)
+        self.failed: list[str] = []
+        page.on("requestfinished", self._finished)
+        page.on("requestfailed", self._failed)
+
+    def _mine(self, request: Any) -> bool:
+        return bool(urlsplit(request.url).netloc == self.origin)
+
+    def _failed(self, request: Any) -> None:
+        if self._mine(request):
+            self.failed.append(f"{request.method} {request.url}: {request.failure}")
+
+    def _finished(self, request: Any) -> None:
+        if self._mine(request):
+            self.answered.append((request, request.response()))
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(request.post_data) for request, _ in self.answered
+                if request.method == "POST"]
+
+    def names(self) -> list[str]:
+        return [body["n"] for body in self.bodies()]
+
+    def wait_for(self, name: str, count: int) -> None:
+        """Poll until ``count`` events called ``name`` have been answered."""
+        wait_until(lambda: self.failed or self.names().count(name) >= count,
+                   poll=lambda: self.page.wait_for_timeout(10))
+        assert not self.failed
+
+
+def stored(app: Starlette, store: Store) -> list[tuple[Any, ...]]:
+    app.state.writer.flush()
+    return store.rows(f"SELECT {EVENT_COLUMNS} FROM events WHERE site = {{site:String}} "
+                      "ORDER BY timestamp, name", {"site": SITE})
+
+
+def test_plausibles_npm_tracker_is_recorded(collector: tuple[str, Starlette], site: str,
+                                            store: Store, browser: Any) -> None:
+    collector_url, app = collector
+    context = browser.new_context(user_agent=DESKTOP_USER_AGENT)
+    try:
+        page = context.new_page()
+        posts = Posts(page, collector_url)
+
+        page.goto(site + "/", referer=HN_REFERRER)  # init() captures the first pageview
+        posts.wait_for("pageview", 1)
+        page.wait_for_function("typeof window.tracked == 'function'")
+        assert page.evaluate("tracked('Signup', {props: {plan: 'pro'}})") == {"status": 202}
+        page.click("#pricing")  # history.pushState: engagement for "/", pageview "/pricing"
+        posts.wait_for("pageview", 2)
+        assert page.evaluate("tracked('Video Play', {props: {id: 'intro', seconds: 3},"
+                             " interactive: false})") == {"status": 202}
+        assert page.evaluate("tracked('Purchase', {props: {plan: 'pro'},"
+                             " revenue: {amount: 15.99, currency: 'USD'}})") == {"status": 202}
+        with page.expect_download():
+            page.click("#download")
+        posts.wait_for("File Download", 1)
+        page.go_back()  # popstate: engagement for "/pricing", pageview "/"
+        posts.wait_for("pageview", 3)
+        wait_until(lambda: posts.names().count("engagement") >= 2,
+                   poll=lambda: page.wait_for_timeout(10))
+        assert not posts.failed
+
+        # Every request the tracker made was a POST to /api/event, stored, not dropped.
+        requests = [(request.method, urlsplit(request.url).path, response.status,
+                     response.headers.get("x-collector-dropped"))
+                    for request, response in posts.answered]
+        assert set(requests) == {("POST", "/api/event", 202, None)}, requests
+        assert {request.headers.get("content-type") for request, _ in posts.answered} == {
+            "text/plain"}
+        bodies = posts.bodies()
+        assert {body["d"] for body in bodies} == {SITE}
+        assert bodies[0] == {"n": "pageview", "v": bodies[0]["v"], "u": f"{site}/",
+                             "d": SITE, "r": HN_REFERRER}
+        assert {body["n"]: body.get("$") for body in bodies}["Purchase"] == {
+            "amount": 15.99, "currency": "USD"}
+    finally:
+        context.close()
+
+    assert [name for name in posts.names() if name != "engagement"] == [
+        "pageview", "Signup", "pageview", "Video Play", "Purchase", "File Download",
+        "pageview"]
+    rows = stored(app, store)
+    assert sorted((name, path, sorted(zip(keys, values)), interactive)
+                  for name, path, _, _, keys, values, interactive in rows
+                  if name != "engagement") == sorted([
+        ("pageview", "/", [], 1),
+        ("Signup", "/", [("plan", "pro")], 1),
+        ("pageview", "/pricing", [], 1),
+        ("Video Play", "/pricing", [("id", "intro"), ("seconds", "3")], 0),
+        ("Purchase", "/pricing", [("plan", "pro")], 1),  # the revenue ($) is not stored
+        ("File Download", "/pricing", [("url", f"{site}/files/report.pdf")], 1),
+        ("pageview", "/", [], 1),
+    ])
+    assert {(referrer, source) for name, _, referrer, source, *_ in rows
+            if name != "engagement"} == {("news.ycombinator.com/item", "Hacker News")}
+    # Engagement (scroll depth, time on page) is sent for each page left by SPA navigation.
+    assert {path for name, path, *_ in rows if name == "engagement"} >= {"/", "/pricing"}
