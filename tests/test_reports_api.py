@@ -45,6 +45,9 @@ def test_query_answers_in_stats_api_v2_shape(client: TestClient, key: str) -> No
     body = response.json()
     assert body["results"][0] == {"dimensions": ["/"], "metrics": [3, 4]}
     assert body["query"]["metrics"] == ["visitors", "pageviews"]
+    filtered = {**PAGES, "filters": [["or", [["is", "visit:country", ["DE"]],
+                                             ["not", ["contains", "event:page", ["x"]]]]]]}
+    assert post(client, key, filtered).json()["query"]["filters"] == filtered["filters"]
     assert body["meta"]["source"] == "rollup"
     assert response.headers["cache-control"] == "no-store"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +14,7 @@ from collector.reports.request import parse_query
 from collector.storage import Store
 
 SITE = "demo.example"
-NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,3 +63,43 @@ def test_rollups_equal_raw_on_demo_data(store: Store, dimension: str) -> None:
     raw = run_report(store, spec, SiteContext(SITE), NOW, force_raw=True)
     assert planned.meta["source"] == "rollup" and raw.meta["source"] == "raw"
     assert planned.results == raw.results
+
+
+def test_large_ranges_read_a_visitor_sample_equal_to_raw_sample(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collector.reports import query
+
+    monkeypatch.setattr(query, "EXACT_VISITORS_UP_TO_VISITS", 0)
+    monkeypatch.setattr(query, "_SAMPLE_CHOICES", {})
+    spec = parse_query({"site_id": SITE, "date_range": "7d", "metrics": ["visitors", "visits"],
+                        "dimensions": ["visit:device"]})
+    planned = run_report(store, spec, SiteContext(SITE), NOW)
+    exact = run_report(store, spec, SiteContext(SITE), NOW, force_raw=True)
+    assert planned.meta["visitors_sample_percent"] == 6.25
+    assert planned.period is not None
+    start, end = (int(moment.timestamp()) for moment in (planned.period.start,
+                                                         planned.period.end))
+    sampled = dict(store.rows(
+        "SELECT device, uniq(visitor) * 16 FROM visits SAMPLE 1/16 WHERE site = {site:String} "
+        "AND start_time >= toDateTime({start:UInt32}) AND start_time < toDateTime({end:UInt32}) "
+        "GROUP BY device", {"site": SITE, "start": start, "end": end}))
+    for mine, theirs in zip(planned.results, exact.results):
+        assert mine["metrics"][0] == sampled[mine["dimensions"][0]]  # the same sampled visitors
+        assert mine["metrics"][1] == theirs["metrics"][1]  # visits stay exact
+    # k > 1 folds on exact visitors, never on a sample.
+    folded = run_report(store, spec, SiteContext(SITE, k=2), NOW)
+    assert "visitors_sample_percent" not in folded.meta
+
+
+def test_raw_queries_over_many_rows_are_sampled_and_scaled(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collector.reports import query
+
+    monkeypatch.setattr(query, "SAMPLE_ABOVE_ROWS", 3_000)
+    spec = parse_query({"site_id": SITE, "date_range": "7d", "metrics": ["visitors", "visits"],
+                        "filters": [["is_not", "visit:country", ["XX"]]]})
+    sampled = run_report(store, spec, SiteContext(SITE), NOW)
+    exact = run_report(store, spec, SiteContext(SITE), NOW, allow_sampling=False)
+    assert 0 < sampled.meta["sample_percent"] < 100
+    visits, exact_visits = sampled.results[0]["metrics"][1], exact.results[0]["metrics"][1]
+    assert visits != exact_visits and abs(visits - exact_visits) < 0.3 * exact_visits

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from collector.reports.request import parse_query
 from collector.storage import Store
 from tests.reporting_data import SITE, day, sample_site_events, store_events
 
-NOW = datetime.combine(day(5), datetime.min.time(), timezone.utc) + timedelta(hours=12)
+NOW = datetime.combine(day(5), datetime.min.time(), UTC) + timedelta(hours=12)
 GOALS = (Goal("Signup", "event", "Signup"), Goal("Visit /blog/*", "page", "/blog/*"))
 TWO_DAYS = [day(0).isoformat(), day(1).isoformat()]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,7 @@ SITE = "dst.example"
 def latest_dst_change() -> date:
     """The most recent day (at least two days ago) on which Berlin's UTC offset changed."""
     zone = ZoneInfo(BERLIN)
-    day = datetime.now(timezone.utc).date() - timedelta(days=2)
+    day = datetime.now(UTC).date() - timedelta(days=2)
     while True:
         before = datetime.combine(day - timedelta(days=1), time(12), zone).utcoffset()
         after = datetime.combine(day, time(12), zone).utcoffset()
@@ -55,7 +55,7 @@ def daily(store: Store, zone: str, dimension: str = "time:day",
     spec = parse_query({"site_id": SITE, "metrics": ["pageviews"], "dimensions": [dimension],
                         "date_range": [(CHANGE - timedelta(days=1)).isoformat(),
                                        (CHANGE + timedelta(days=1)).isoformat()]})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     report = run_report(store, spec, SiteContext(SITE, zone), now, force_raw=force_raw)
     return [(*row["dimensions"], *row["metrics"]) for row in report.results]
 
@@ -83,3 +83,15 @@ def test_the_change_day_has_23_or_25_hours() -> None:
     period = days_range(CHANGE, CHANGE, BERLIN)
     assert (period.end - period.start).total_seconds() / 3600 in (23, 25)
     assert len(bucket_labels("time:hour", period, BERLIN)) in (23, 24)
+
+
+def test_local_days_mix_daily_and_hourly_rollups_like_raw(store: Store) -> None:
+    spec = parse_query({"site_id": SITE, "metrics": ["visitors", "pageviews"],
+                        "dimensions": ["visit:country"],
+                        "date_range": [(CHANGE - timedelta(days=1)).isoformat(),
+                                       CHANGE.isoformat()]})
+    now = datetime.now(UTC)
+    planned = run_report(store, spec, SiteContext(SITE, BERLIN), now)
+    raw = run_report(store, spec, SiteContext(SITE, BERLIN), now, force_raw=True)
+    assert planned.meta["table"] == "visits_rollup_daily"  # one whole UTC day plus edge hours
+    assert planned.results == raw.results == [{"dimensions": ["DE"], "metrics": [3, 3]}]

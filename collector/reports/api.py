@@ -25,7 +25,7 @@ from collector.reports.csv import csv_lines, wants_csv
 from collector.reports.goals import list_goals
 from collector.reports.privacy import thresholds
 from collector.reports.query import Report, run_report
-from collector.reports.request import QuerySpec, parse_query
+from collector.reports.request import Condition, Filter, QuerySpec, parse_query
 from collector.storage import Store
 
 MAX_QUERY_BODY = 65536
@@ -113,8 +113,17 @@ def _echo(spec: QuerySpec, report: Report) -> dict[str, Any]:
         "metrics": list(spec.metrics),
         "date_range": [period.start.isoformat(), period.end.isoformat()] if period else [],
         "dimensions": list(spec.dimensions),
+        "filters": [_filter_json(item) for item in spec.filters],
         "order_by": [list(item) for item in spec.order_by],
         "include": {"comparison": "previous_period" if spec.comparison else None,
                     "time_labels": spec.time_labels},
         "pagination": {"limit": spec.limit, "offset": spec.offset},
     }
+
+
+def _filter_json(item: Filter) -> list[Any]:
+    if isinstance(item, Condition):
+        return [item.operator, item.dimension, list(item.values)]
+    if item.operator == "not":
+        return ["not", _filter_json(item.children[0])]
+    return [item.operator, [_filter_json(child) for child in item.children]]

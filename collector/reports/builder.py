@@ -33,6 +33,9 @@ from collector.reports.params import Parameters
 from collector.reports.privacy import folded_sql
 from collector.reports.request import Condition, Filter, Logical, QuerySpec
 
+UTC_NAMES = ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Zulu", "Etc/Zulu", "Universal")
+DAY_SECONDS = 86400
+
 # Membership subqueries look this far around the range: a visit that started
 # before the range can have events in it, and one that started in it can end after.
 VISIT_SPAN_MARGIN = timedelta(days=1)
@@ -53,6 +56,7 @@ class Plan:
     final: bool = False  # read collapsed visits (exit pages change within a visit)
     sample: float | None = None  # raw tables: SAMPLE ratio, every metric scaled
     visitor_sample: int = 1  # rollups: visitors from a 1/N sample, sums stay exact
+    daily: bool = False  # rollups: whole UTC days from the daily table, edge hours hourly
 
     @property
     def is_rollup(self) -> bool:
@@ -89,14 +93,19 @@ def query_level(spec: QuerySpec) -> str:
     return level
 
 
-def plan(spec: QuerySpec, period: DateRange, force_raw: bool = False) -> Plan:
+def plan(spec: QuerySpec, period: DateRange, force_raw: bool = False,
+         timezone: str = "UTC") -> Plan:
     level = query_level(spec)
     named = [name for name in spec.dimensions if not name.startswith("time:")]
     rollup_ready = (not force_raw and not spec.filters and len(named) <= 1
                     and all(dimension(name).in_rollup for name in named)
                     and is_hour_aligned(period.start) and is_hour_aligned(period.end))
     if rollup_ready:
-        return Plan(level, EVENTS_ROLLUP if level == "event" else VISITS_ROLLUP)
+        time_names = set(spec.dimensions) - set(named)
+        # UTC days are local days only in UTC; elsewhere day buckets need the hours.
+        daily = (_whole_utc_days(period) is not None
+                 and (not time_names or (timezone in UTC_NAMES and "time:hour" not in time_names)))
+        return Plan(level, EVENTS_ROLLUP if level == "event" else VISITS_ROLLUP, daily=daily)
     uses_exit_page = "visit:exit_page" in spec.dimensions or any(
         leaf.dimension == "visit:exit_page" for leaf in leaves(spec.filters))
     return Plan(level, raw_table_of(level), final=level == "visit" and uses_exit_page)
@@ -117,11 +126,13 @@ def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan
     prefix = "inner_" if fold else ""
     goal_sql = goal_dimension_sql(list(context.goals), params) \
         if "event:goal" in spec.dimensions else ""
-    selected = [f"{shown_sql(name, value_sql(name, chosen.source, params, context.timezone, goal_sql))}"
-                f" AS {prefix}{alias}" for name, alias in zip(spec.dimensions, aliases)]
-    selected += [f"{component_sql(chosen.source, part, chosen.visitor_sample)} AS {prefix}c_{part}"
-                 for part in components]
-    sql = (f"SELECT {', '.join(selected)} FROM {_from(chosen)} "
+    selected = [
+        f"{shown_sql(name, value_sql(name, chosen.source, params, context.timezone, goal_sql))}"
+        f" AS {prefix}{alias}" for name, alias in zip(spec.dimensions, aliases)]
+    selected += [
+        f"{component_sql(chosen.source, part, chosen.visitor_sample)} AS {prefix}c_{part}"
+        for part in components]
+    sql = (f"SELECT {', '.join(selected)} FROM {_from(chosen, period, params)} "
            f"WHERE {_where(spec, context, period, chosen, params)}")
     if aliases:
         sql += f" GROUP BY {', '.join(prefix + alias for alias in aliases)}"
@@ -150,7 +161,32 @@ def leaves(filters: tuple[Filter, ...]) -> list[Condition]:
     return found
 
 
-def _from(chosen: Plan) -> str:
+def _whole_utc_days(period: DateRange) -> tuple[int, int] | None:
+    """First and end (exclusive) UTC midnight of the whole UTC days in the period, if any."""
+    start, end = int(period.start.timestamp()), int(period.end.timestamp())
+    first = -(-start // DAY_SECONDS) * DAY_SECONDS
+    last = end // DAY_SECONDS * DAY_SECONDS
+    return (first, last) if first < last else None
+
+
+def _rollup_union(chosen: Plan, period: DateRange, params: Parameters) -> str:
+    """Whole UTC days from the daily rollup, the hours at either edge from the hourly one."""
+    days = _whole_utc_days(period)
+    assert days is not None
+    start, end = int(period.start.timestamp()), int(period.end.timestamp())
+    first, last = (params.bind(moment, "UInt32") for moment in days)
+    edges = [params.bind(moment, "UInt32") for moment in (start, end)]
+    daily = (f"SELECT * FROM {chosen.source}_daily WHERE hour >= toDateTime({first}, 'UTC') "
+             f"AND hour < toDateTime({last}, 'UTC')")
+    hourly = (f"SELECT * FROM {chosen.source} WHERE (hour >= toDateTime({edges[0]}, 'UTC') "
+              f"AND hour < toDateTime({first}, 'UTC')) OR (hour >= toDateTime({last}, 'UTC') "
+              f"AND hour < toDateTime({edges[1]}, 'UTC'))")
+    return f"({daily} UNION ALL {hourly}) AS rollup"
+
+
+def _from(chosen: Plan, period: DateRange, params: Parameters) -> str:
+    if chosen.daily:
+        return _rollup_union(chosen, period, params)
     text = chosen.source + (" FINAL" if chosen.final else "")
     if chosen.sample is not None:
         # The ratio is computed by the planner, never taken from a request.

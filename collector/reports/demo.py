@@ -85,6 +85,7 @@ def generate(store: Store, site: str, events: int, days: int, seed: int = 1,
     """Write about ``events`` events (and their visits) spread over the last ``days`` days."""
     visits = max(1, round(events / expected_events_per_visit()))
     end = int((now or datetime.now(UTC)).timestamp())
+    before = _stored_events(store, site)
     started = time.perf_counter()
     for first in range(0, visits, CHUNK_VISITS):
         count = min(CHUNK_VISITS, visits - first)
@@ -94,12 +95,17 @@ def generate(store: Store, site: str, events: int, days: int, seed: int = 1,
         store.command(f"INSERT INTO events ({EVENT_INSERT_COLUMNS}) {_events_sql()}", params,
                       settings=INSERT_SETTINGS)
         last = first + count >= visits
-        done = events if last else min(events, round((first + count) * expected_events_per_visit()))
+        done = events if last else min(events,
+                                       round((first + count) * expected_events_per_visit()))
         if progress:
             progress(done, events, time.perf_counter() - started)
-    written = store.rows("SELECT count() FROM events WHERE site = {site:String}",
-                         {"site": site})[0][0]
-    return DemoResult(int(written), visits, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return DemoResult(_stored_events(store, site) - before, visits, seconds)
+
+
+def _stored_events(store: Store, site: str) -> int:
+    return int(store.rows("SELECT count() FROM events WHERE site = {site:String}",
+                          {"site": site})[0][0])
 
 
 def progress_bar(done: int, total: int, seconds: float) -> None:
@@ -172,8 +178,9 @@ SELECT
     (cityHash64({{seed:UInt64}}, number, 3) % 3600) AS second_in_hour,
     intDiv({{end:UInt32}}, 86400) * 86400 - ({{days:UInt32}} - 1 - day_index) * 86400
         + hour * 3600 + second_in_hour AS planned_s,
-    -- Today's hours still ahead move to yesterday: no visit starts in the future.
-    if(planned_s >= {{end:UInt32}}, planned_s - 86400, planned_s) AS start_s,
+    -- Visits that would not be over by now move to yesterday: nothing lies in the future.
+    if(planned_s + (pageviews + customs - 1) * gap >= {{end:UInt32}}, planned_s - 86400,
+       planned_s) AS start_s,
     cityHash64({{site:String}}, {{seed:UInt64}}, day_index,
                cityHash64({{seed:UInt64}}, number, 4) % {{visitors_per_day:UInt32}}) AS visitor_id,
     cityHash64({{site:String}}, {{seed:UInt64}}, number, 'visit') AS visit_id,

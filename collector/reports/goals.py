@@ -38,7 +38,8 @@ def glob_to_regex(glob: str) -> str:
 def condition_sql(goal: Goal, params: Parameters) -> str:
     """SQL true for an event (or events_rollup row) that completes ``goal``."""
     if goal.kind == PAGE:
-        return f"(name = 'pageview' AND match(pathname, {params.bind(glob_to_regex(goal.pattern))}))"
+        pattern = params.bind(glob_to_regex(goal.pattern))
+        return f"(name = 'pageview' AND match(pathname, {pattern}))"
     return f"(name = {params.bind(goal.pattern)})"
 
 

@@ -8,6 +8,7 @@ serialise them.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -33,6 +34,8 @@ SAMPLE_ABOVE_ROWS = 20_000_000
 # then 1/256 above the second bound (about 100k-300k visitors are merged at most).
 EXACT_VISITORS_UP_TO_VISITS = 300_000
 SIXTEENTH_UP_TO_VISITS = 5_000_000
+SAMPLE_CHOICE_SECONDS = 60.0
+_SAMPLE_CHOICES: dict[tuple[str, str, datetime, datetime], tuple[int, float]] = {}
 
 
 @dataclass
@@ -46,7 +49,7 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
                force_raw: bool = False, allow_sampling: bool = True) -> Report:
     period = resolve(spec.date_range, context.timezone, now, _first_day(store, spec, context))
     _validate(spec, context)
-    chosen = plan(spec, period, force_raw)
+    chosen = plan(spec, period, force_raw, context.timezone)
     visitor_sample = 1
     if allow_sampling and not chosen.is_rollup:
         chosen = _with_sampling(store, chosen, context.site, period)
@@ -58,7 +61,7 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
     total = _total_visitors(store, spec, context, period, force_raw, visitor_sample)
     results = [_result(spec, row, total) for row in rows]
     meta: dict[str, Any] = {"source": "rollup" if chosen.is_rollup else "raw",
-                            "table": chosen.source}
+                            "table": chosen.source + ("_daily" if chosen.daily else "")}
     if chosen.sample is not None:
         meta["sample_percent"] = round(chosen.sample * 100, 2)
     if visitor_sample > 1:
@@ -112,6 +115,20 @@ def _with_sampling(store: Store, chosen: Plan, site: str, period: DateRange) -> 
 
 
 def _visitor_sample(store: Store, site: str, period: DateRange) -> int:
+    """1, 16 or 256 by the visits in the range; remembered briefly, as a dashboard
+    asks about the same range a dozen times at once."""
+    key = (store.database, site, period.start, period.end)
+    remembered = _SAMPLE_CHOICES.get(key)
+    if remembered is not None and time.monotonic() - remembered[1] < SAMPLE_CHOICE_SECONDS:
+        return remembered[0]
+    choice = _choose_visitor_sample(store, site, period)
+    if len(_SAMPLE_CHOICES) > 1000:
+        _SAMPLE_CHOICES.clear()
+    _SAMPLE_CHOICES[key] = (choice, time.monotonic())
+    return choice
+
+
+def _choose_visitor_sample(store: Store, site: str, period: DateRange) -> int:
     visits = store.rows(
         "SELECT sum(visits) FROM visits_rollup WHERE site = {site:String} AND dimension = '' "
         "AND hour >= toDateTime({start:UInt32}, 'UTC') AND hour < toDateTime({end:UInt32}, 'UTC')",
@@ -167,7 +184,7 @@ def _total_visitors(store: Store, spec: QuerySpec, context: SiteContext, period:
                  if not (isinstance(item, Condition) and item.dimension == "event:goal"))
     total_spec = dataclasses.replace(spec, metrics=("visitors",), dimensions=(),
                                      filters=kept, order_by=(), comparison=False)
-    chosen = _sampled(plan(total_spec, period, force_raw), visitor_sample)
+    chosen = _sampled(plan(total_spec, period, force_raw, context.timezone), visitor_sample)
     rows = _aggregate(store, build(total_spec, dataclasses.replace(context, k=1), period,
                                    chosen), chosen)
     return rows[0][1]["visitors"] if rows else 0.0
@@ -176,7 +193,7 @@ def _total_visitors(store: Store, spec: QuerySpec, context: SiteContext, period:
 def _add_comparison(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
                     previous: DateRange, results: list[dict[str, Any]], force_raw: bool,
                     visitor_sample: int) -> None:
-    chosen = _sampled(plan(spec, previous, force_raw), visitor_sample)
+    chosen = _sampled(plan(spec, previous, force_raw, context.timezone), visitor_sample)
     unpaged = dataclasses.replace(spec, comparison=False)
     rows = _aggregate(store, build(unpaged, context, previous, chosen, paginate=False), chosen)
     total = _total_visitors(store, spec, context, previous, force_raw, visitor_sample)
