@@ -9,6 +9,8 @@ checks that every event the collector accepted is a row in ClickHouse after its
 shutdown flush.
 
     python benchmarks/bench_ingest.py --seconds 10 --connections 32
+
+Set BENCH_NO_WRK=1 to use the bundled load generator even where wrk is installed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 
 BODY = json.dumps({"n": "pageview", "u": "https://bench.example/pricing?utm_source=newsletter",
                    "d": "bench.example", "r": "https://www.google.com/", "w": 1440})
+VISITORS = 20000  # distinct client addresses the load comes from
 BARE_APP = textwrap.dedent("""
     from starlette.applications import Starlette
     from starlette.responses import Response
@@ -73,11 +76,12 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def drive(port: int, seconds: float, connections: int) -> dict[str, float]:
-    if shutil.which("wrk"):
+    if shutil.which("wrk") and not os.environ.get("BENCH_NO_WRK"):
         return _drive_with_wrk(port, seconds, connections)
     output = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("loadgen.py")), "--port", str(port),
-         "--seconds", str(seconds), "--connections", str(connections), "--body", BODY],
+         "--seconds", str(seconds), "--connections", str(connections), "--body", BODY,
+         "--visitors", str(VISITORS)],
         capture_output=True, text=True, check=True).stdout
     result = json.loads(output)
     return {"per_second": result["per_second"], "p50_ms": result["p50_ms"],
@@ -93,7 +97,14 @@ def _drive_with_wrk(port: int, seconds: float, connections: int) -> dict[str, fl
         f"wrk.body = {json.dumps(BODY)}\n"
         'wrk.headers["Content-Type"] = "text/plain"\n'
         'wrk.headers["User-Agent"] = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) '
-        'AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"\n')
+        'AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"\n'
+        # Many visitors, as on a real site: each request comes from one of VISITORS
+        # addresses (documentation ranges), forwarded by the trusted loopback proxy.
+        "request = function()\n"
+        f"  local n = math.random(0, {VISITORS - 1})\n"
+        '  wrk.headers["X-Forwarded-For"] = "198.18." .. (n // 256) .. "." .. (n % 256)\n'
+        "  return wrk.format()\n"
+        "end\n")
     output = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script),
          f"http://127.0.0.1:{port}/api/event"], capture_output=True, text=True, check=True).stdout
@@ -132,7 +143,8 @@ def run_collector(seconds: float, connections: int, workdir: Path,
     port = free_port()
     data_dir = workdir / "collector-data"
     env = {**os.environ, "COLLECTOR_DATA_DIR": str(data_dir), "COLLECTOR_PORT": str(port),
-           "COLLECTOR_ACCESS_LOG": str(access_log).lower(), "COLLECTOR_LOG_LEVEL": "warning"}
+           "COLLECTOR_ACCESS_LOG": str(access_log).lower(), "COLLECTOR_LOG_LEVEL": "warning",
+           "COLLECTOR_TRUSTED_PROXIES": "127.0.0.1/32"}
     process = subprocess.Popen([sys.executable, "-m", "collector", "serve"], env=env,
                                stdout=subprocess.DEVNULL)
     try:

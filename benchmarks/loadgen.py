@@ -12,16 +12,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import time
 
 
-async def _connection(host: str, port: int, request: bytes, deadline: float,
+async def _connection(host: str, port: int, requests: list[bytes], deadline: float,
                       latencies: list[float], statuses: dict[int, int], limit: int) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < deadline and len(latencies) < limit:
             started = time.perf_counter()
-            writer.write(request)
+            writer.write(random.choice(requests))
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
             length = 0
@@ -37,16 +38,21 @@ async def _connection(host: str, port: int, request: bytes, deadline: float,
 
 
 async def run(host: str, port: int, path: str, body: bytes, seconds: float, connections: int,
-              limit: int = 10_000_000) -> dict[str, object]:
-    request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: text/plain\r\n"
-               "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-               "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+              visitors: int = 1, limit: int = 10_000_000) -> dict[str, object]:
+    # One prepared request per visitor address (documentation range 198.18.0.0/15).
+    requests = [
+        (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: text/plain\r\n"
+         "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+         "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36\r\n"
+         f"X-Forwarded-For: 198.18.{n // 256}.{n % 256}\r\n"
+         f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        for n in range(min(visitors, 65536))
+    ]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(*(_connection(host, port, request, deadline, latencies, statuses, limit)
+    await asyncio.gather(*(_connection(host, port, requests, deadline, latencies, statuses, limit)
                            for _ in range(connections)))
     elapsed = time.perf_counter() - started
     latencies.sort()
@@ -67,11 +73,13 @@ def main() -> None:
     parser.add_argument("--body", required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--visitors", type=int, default=1, help="distinct client addresses")
     arguments = parser.parse_args()
     if not arguments.host.startswith("127.") and arguments.host not in ("localhost", "::1"):
         parser.error("load is only ever sent to loopback addresses")
     result = asyncio.run(run(arguments.host, arguments.port, arguments.path,
-                             arguments.body.encode(), arguments.seconds, arguments.connections))
+                             arguments.body.encode(), arguments.seconds, arguments.connections,
+                             arguments.visitors))
     print(json.dumps(result))
 
 

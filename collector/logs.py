@@ -52,6 +52,10 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
-            # The path only: query strings can carry personal data; the client address never.
-            access_logger.info('"%s %s" %d %.1fms', scope["method"], scope["path"], status,
-                               (time.perf_counter() - started) * 1000)
+            log_access(scope, status, started)
+
+
+def log_access(scope: Scope, status: int, started: float) -> None:
+    # The path only: query strings can carry personal data; the client address never.
+    access_logger.info('"%s %s" %d %.1fms', scope["method"], scope["path"], status,
+                       (time.perf_counter() - started) * 1000)

@@ -50,10 +50,11 @@ class EventEndpoint:
         await record_event(scope, receive, send)
 
 
-async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
+async def record_event(scope: Scope, receive: Receive, send: Send) -> int:
+    """Handle one event request; return the status sent (for the access log)."""
     if scope["method"] == "OPTIONS":
         await _respond(send, 204, PREFLIGHT_RAW_HEADERS, b"")
-        return
+        return 204
     state = scope["app"].state
     headers = _decoded_headers(scope)
     limit = state.settings.body_limit
@@ -66,6 +67,15 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> None:
     else:
         await _respond(send, 202, [*ACCEPTED_RAW_HEADERS, (b"x-collector-dropped",
                                                            dropped.reason.encode())], b"ok")
+    return 202
+
+
+async def respond_json(send: Send, status: int, body: dict[str, str],
+                       headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """A JSON error answer on the raw ASGI path, shaped like the app's exception handlers."""
+    await _respond(send, status, [(b"content-type", b"application/json"),
+                                  (b"access-control-allow-origin", b"*"), *headers],
+                   _JSON_ENCODER.encode(body))
 
 
 async def record_pixel(request: Request) -> Response:
