@@ -102,7 +102,7 @@ def _drive_with_wrk(port: int, seconds: float, connections: int) -> dict[str, fl
         # addresses (documentation ranges), forwarded by the trusted loopback proxy.
         "request = function()\n"
         f"  local n = math.random(0, {VISITORS - 1})\n"
-        '  wrk.headers["X-Forwarded-For"] = "198.18." .. (n // 256) .. "." .. (n % 256)\n'
+        '  wrk.headers["X-Forwarded-For"] = "198.18." .. math.floor(n / 256) .. "." .. (n % 256)\n'
         "  return wrk.format()\n"
         "end\n")
     output = subprocess.run(
@@ -191,7 +191,7 @@ def main() -> None:
     lost = ours["accepted"] - ours["stored"]
     print(f"accepted events: {ours['accepted']}, rows in ClickHouse after shutdown: "
           f"{ours['stored']} ({'no loss' if lost == 0 else f'MISMATCH {lost}'})")
-    if lost:
+    if lost or ours["errors"] or bare["errors"]:
         raise SystemExit(1)
 
 

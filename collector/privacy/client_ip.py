@@ -7,9 +7,8 @@ hops, so a client cannot spoof its address by sending the headers itself.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from socket import AF_INET, AF_INET6, inet_pton
 
 from collector.settings import IPNetwork
 
@@ -17,7 +16,11 @@ from collector.settings import IPNetwork
 class ClientAddressResolver:
     def __init__(self, trusted_proxies: Sequence[IPNetwork]) -> None:
         self._trusted = tuple(trusted_proxies)
-        self._is_trusted = lru_cache(maxsize=4096)(self._check_trusted)
+        # (network, mask) as integers per address family, for a check without objects.
+        self._ranges: dict[int, list[tuple[int, int]]] = {AF_INET: [], AF_INET6: []}
+        for network in self._trusted:
+            family = AF_INET if network.version == 4 else AF_INET6
+            self._ranges[family].append((int(network.network_address), int(network.netmask)))
 
     def resolve(self, peer: str | None, headers: Mapping[str, str]) -> str:
         """The client address as text ("" when unknown). Lives only for this request."""
@@ -29,6 +32,15 @@ class ClientAddressResolver:
                 return hop
         return peer
 
+    def _is_trusted(self, address: str) -> bool:
+        # No cache here on purpose: an address lives only for the request that carried it.
+        family = AF_INET6 if ":" in address else AF_INET
+        try:
+            value = int.from_bytes(inet_pton(family, address), "big")
+        except OSError:
+            return False
+        return any(value & mask == network for network, mask in self._ranges[family])
+
     def _forwarded_chain(self, headers: Mapping[str, str]) -> list[str]:
         forwarded_for = headers.get("x-forwarded-for")
         if forwarded_for:
@@ -38,13 +50,6 @@ class ClientAddressResolver:
             return _parse_forwarded(forwarded)
         real_ip = headers.get("x-real-ip")
         return [_strip_port(real_ip)] if real_ip else []
-
-    def _check_trusted(self, address: str) -> bool:
-        try:
-            parsed = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(parsed in network for network in self._trusted)
 
 
 def _parse_forwarded(value: str) -> list[str]:

@@ -79,11 +79,14 @@ class Store:
             # Rollups fed by materialized views must not count a replayed block twice.
             settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
         scales = self._tick_scales(table)
-        block = {}
+        # Encoded column by column: each call holds the GIL only briefly, so the event
+        # loop keeps answering while a large batch is prepared.
+        parts = []
         for name, values in zip(column_names, columns):
             scale = scales.get(name)
-            block[name] = [tick / scale for tick in values] if scale else values
-        payload = _JSON.encode(block)
+            encoded = _JSON.encode([tick / scale for tick in values] if scale else values)
+            parts.append(b'"' + name.encode() + b'":' + encoded)
+        payload = b"{" + b",".join(parts) + b"}"
         with self._lock, _translated_errors():
             self._client.raw_insert(table, list(column_names), insert_block=payload,
                                     settings=settings, fmt="JSONColumns")
