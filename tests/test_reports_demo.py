@@ -11,7 +11,7 @@ from collector.reports.builder import SiteContext
 from collector.reports.demo import generate
 from collector.reports.query import run_report
 from collector.reports.request import parse_query
-from collector.storage import Store
+from collector.storage import Store, migrate, open_store
 
 SITE = "demo.example"
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -47,6 +47,23 @@ def test_traffic_is_diurnal_and_within_the_period(store: Store) -> None:
     assert (NOW.replace(tzinfo=None) - first).days <= 14 and last <= NOW.replace(tzinfo=None)
     by_hour = dict(store.rows("SELECT toHour(timestamp), count() FROM events GROUP BY 1"))
     assert by_hour[11] > 3 * by_hour[3]
+
+
+@pytest.mark.parametrize("now", [datetime(2026, 3, 1, 0, 0, tzinfo=UTC),
+                                 datetime(2026, 3, 1, 0, 7, 30, tzinfo=UTC),
+                                 datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC)])
+def test_nothing_lies_after_now_whatever_the_hour(engine_url: str, now: datetime) -> None:
+    """Just after midnight, visits planned late 'today' move back and still end before now."""
+    from tests.conftest import fresh_database_name
+
+    other = open_store(engine_url, fresh_database_name("demo_now"))
+    migrate(other)
+    generate(other, SITE, 20_000, 2, now=now)
+    first, last = other.rows("SELECT min(timestamp), max(timestamp) FROM events")[0]
+    assert last < now.replace(tzinfo=None)
+    assert (now.replace(tzinfo=None) - first).days <= 2
+    ended = other.rows("SELECT max(end_time) FROM visits")[0][0]
+    assert ended < now.replace(tzinfo=None)
 
 
 @pytest.mark.parametrize("dimension", ["", "time:day", "event:page", "visit:entry_page",
