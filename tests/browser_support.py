@@ -10,17 +10,21 @@ import html
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 from urllib.parse import quote
 
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
+
+from collector.storage import Store
+from tests.conftest import app_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -146,3 +150,32 @@ _NO_JS_PAGE = """<!doctype html>
 <noscript><img src="{pixel}" alt="" width="1" height="1"></noscript>
 </body></html>
 """
+
+
+# Shared by the browser test modules, which import these names.
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def collector(engine_url: str, store: Store) -> Iterator[tuple[str, Starlette]]:
+    """The collector on a real loopback port, sharing the module's database."""
+    from collector.app import create_app
+
+    app = create_app(app_settings(engine_url), store)
+    with BackgroundServer(app) as server:
+        yield server.url, app
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+

@@ -6,16 +6,23 @@ isolate by database inside it, never by directory.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from collector.settings import Settings
 from collector.storage import Store, migrate, open_store
+
+# The browser tests' fixtures (`collector` on a real port, `browser`).
+pytest_plugins = ["tests.browser_support"]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TESTDATA = SHARED / "testdata"
@@ -76,3 +83,30 @@ def flush(client: TestClient) -> None:
 
 CHROME_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
              "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serving_directory(root: Path) -> Iterator[str]:
+    """Serve ``root`` on 127.0.0.1 (never the real internet); yield its base URL."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """An empty directory served on loopback, and its base URL, for download tests."""
+    root = tmp_path / "served"
+    root.mkdir()
+    with serving_directory(root) as base_url:
+        yield root, base_url

@@ -14,7 +14,8 @@ import pytest
 from starlette.applications import Starlette
 
 from collector.storage import Store
-from tests.browser_support import (
+from tests.browser_support import (  # noqa: F401 (fixtures)
+    BROWSER_MARKS,
     CHROMIUM,
     DESKTOP_USER_AGENT,
     LAUNCH_ARGS,
@@ -23,13 +24,8 @@ from tests.browser_support import (
     site_app,
     wait_until,
 )
-from tests.conftest import app_settings
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 sync_api = pytest.importorskip("playwright.sync_api")
 
 HN_REFERRER = "https://news.ycombinator.com/item?id=1"
@@ -37,27 +33,9 @@ EVENT_COLUMNS = "name, pathname, referrer, referrer_source, prop_keys, prop_valu
 
 
 @pytest.fixture(scope="module")
-def collector(engine_url: str, store: Store) -> Iterator[tuple[str, Starlette]]:
-    from collector.app import create_app
-
-    settings = app_settings(engine_url)
-    app = create_app(settings, store)
-    with BackgroundServer(app) as server:
-        yield server.url, app
-
-
-@pytest.fixture(scope="module")
 def site(collector: tuple[str, Starlette]) -> Iterator[str]:
     with BackgroundServer(site_app(collector[0])) as server:
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture()

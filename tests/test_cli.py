@@ -65,22 +65,12 @@ def test_a_second_migrate_is_a_no_op(tmp_path: Path) -> None:
 
 
 def test_lists_update_downloads_the_spam_list(tmp_path: Path) -> None:
-    import functools
-    import http.server
-    import threading
+    from tests.conftest import TESTDATA, serving_directory
 
-    from tests.conftest import TESTDATA
-
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(TESTDATA / "referrers"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/spammers.txt"
+    with serving_directory(TESTDATA / "referrers") as base_url:
+        url = f"{base_url}/spammers.txt"
         (updated, missing) = run_cli(tmp_path, ["lists", "update", "--url", url],
                                      ["lists", "update", "--url", url + ".missing"])
-    finally:
-        server.shutdown()
     assert updated[0] == 0 and "2347 referrer-spam hosts" in updated[1]
     assert (tmp_path / "referrer-spam.txt").exists()
     assert missing[0] == 1 and missing[2].startswith("collector: ")

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import os
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -164,28 +160,6 @@ def test_keeps_old_database_when_the_new_file_is_broken(tmp_path: Path) -> None:
 
 
 # --- geo_update against a local HTTP server -------------------------------------------
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A directory served on 127.0.0.1 and its base URL (never the real internet)."""
-    root = tmp_path / "served"
-    root.mkdir()
-
-    class QuietHandler(SimpleHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _gzip_country_db(directory: Path, name: str) -> None:

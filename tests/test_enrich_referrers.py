@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import threading
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -116,26 +111,6 @@ def test_missing_spam_file_is_an_empty_list(tmp_path: Path) -> None:
     assert len(SpamList.from_file(None)) == 0
     assert len(SpamList.from_file(tmp_path / "absent.txt")) == 0
     assert not SpamList.from_file(None).is_spam("anything.com")
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    root = tmp_path / "served"
-    root.mkdir()
-
-    class QuietHandler(SimpleHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root))
-    )
-    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_update_spam_list(served: tuple[Path, str], tmp_path: Path) -> None:

@@ -194,7 +194,7 @@ def test_health_reports_the_buffer_and_drops(client: TestClient) -> None:
 def test_a_visit_crossing_midnight_keeps_yesterdays_hash(store: Store, engine_url: str) -> None:
     import datetime as dt
 
-    evening = dt.datetime(2026, 5, 4, 23, 50, tzinfo=dt.timezone.utc).timestamp()
+    evening = dt.datetime(2026, 5, 4, 23, 50, tzinfo=dt.UTC).timestamp()
     clock = {"now": evening}
     body = {"n": "pageview", "u": "https://midnight.test/a", "d": "midnight.test"}
     with running_app(store, engine_url, clock=lambda: clock["now"]) as client:

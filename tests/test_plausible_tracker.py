@@ -29,25 +29,21 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from collector.storage import Store
-from tests.browser_support import (
+from tests.browser_support import (  # noqa: F401 (fixtures)
+    BROWSER_MARKS,
     CHROMIUM,
     DESKTOP_USER_AGENT,
     LAUNCH_ARGS,
     BackgroundServer,
     wait_until,
 )
-from tests.conftest import app_settings
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 sync_api = pytest.importorskip("playwright.sync_api")
 
 PACKAGE = "@plausible-analytics/tracker"
 VERSION = "0.4.6"
-# dist.integrity of the pinned version on registry.npmjs.org.
+# dist.integrity of the pinned version, as the npm registry publishes it.
 INTEGRITY = ("sha512-nbu6xGgSP6jeYuoVklZBzucUnIpo75tVu3Kr+R0EDycVKaMC/jF5Q/YCaM/8gR4fPZ1IDcXt6F"
              "dBJFZ1uZwEPA==")
 BUNDLE = "package/plausible.js"  # the package's only build: an ES module exporting init/track
@@ -158,26 +154,9 @@ _PAGE = """<!doctype html>
 
 
 @pytest.fixture(scope="module")
-def collector(engine_url: str, store: Store) -> Iterator[tuple[str, Starlette]]:
-    from collector.app import create_app
-
-    app = create_app(app_settings(engine_url), store)
-    with BackgroundServer(app) as server:
-        yield server.url, app
-
-
-@pytest.fixture(scope="module")
 def site(collector: tuple[str, Starlette], plausible_js: bytes) -> Iterator[str]:
     with BackgroundServer(plausible_site_app(collector[0], plausible_js)) as server:
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield launched
-        launched.close()
 
 
 class Posts:
