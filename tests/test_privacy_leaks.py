@@ -1,4 +1,4 @@
-"""Proof that no IP address is written anywhere: data directory, logs, other files.
+"""Proof that no IP address is written anywhere: data directory, spool, logs, other files.
 
 Events come from distinctive IPv4 and IPv6 addresses, directly and through a
 trusted proxy's header; then every file the run touched is searched for each
@@ -13,9 +13,11 @@ import logging
 import time
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from collector.app import create_app
+from collector.errors import StorageError
 from collector.storage import Store
 from tests.conftest import CHROME_UA, app_settings
 
@@ -45,7 +47,8 @@ def test_no_address_reaches_disk_or_logs(store: Store, engine_url: str, engine_d
     previous_level = logging.getLogger().level
     logging.getLogger().setLevel(logging.DEBUG)
     settings = app_settings(engine_url, access_log=True, log_level="debug",
-                            trusted_proxies=(ipaddress.ip_network("203.0.113.0/24"),))
+                            trusted_proxies=(ipaddress.ip_network("203.0.113.0/24"),),
+                            data_dir=tmp_path / "data", flush_interval=3600)
     app = create_app(settings, store)
     body = json.dumps({"n": "pageview", "u": "https://leak.test/page?x=1", "d": "leak.test"})
     headers = {"User-Agent": CHROME_UA, "Content-Type": "text/plain"}
@@ -58,11 +61,18 @@ def test_no_address_reaches_disk_or_logs(store: Store, engine_url: str, engine_d
                 assert via_proxy.post("/api/event", content="{", headers=forwarded
                                       ).status_code == 400
             for address in DIRECT:
-                with TestClient(app, client=(address, 4321)) as direct:
-                    assert direct.post("/api/event", content=body,
-                                       headers=headers).status_code == 202
-                    direct.get("/pixel.gif?d=leak.test&u=/p", headers=headers)
-                    direct.post("/api/event", content="{", headers=headers)
+                direct = TestClient(app, client=(address, 4321))  # shares the running app
+                assert direct.post("/api/event", content=body,
+                                   headers=headers).status_code == 202
+                direct.get("/pixel.gif?d=leak.test&u=/p", headers=headers)
+                direct.post("/api/event", content="{", headers=headers)
+            # An outage: the batch goes to the disk spool, which is searched below too.
+            store.command("RENAME TABLE events TO events_away")
+            with pytest.raises(StorageError):
+                app.state.writer.flush()
+            assert list((tmp_path / "data" / "spool").glob("*.batch"))
+            spooled = [path.read_bytes() for path in (tmp_path / "data" / "spool").iterdir()]
+            store.command("RENAME TABLE events_away TO events")
             app.state.writer.flush()
     finally:
         logging.getLogger().removeHandler(handler)
@@ -73,10 +83,12 @@ def test_no_address_reaches_disk_or_logs(store: Store, engine_url: str, engine_d
     assert "/api/event" in log_file.read_text()  # the access log did run
     store.command("SYSTEM FLUSH LOGS")
     searched = files_touched_since(engine_dir, started) + files_touched_since(tmp_path, started)
-    # The search can see what is stored: the site's name is in the new parts.
-    assert any(b"leak.test" in path.read_bytes() for path in searched)
-    for path in searched:
-        content = path.read_bytes()
+    contents = {str(path): path.read_bytes() for path in searched}
+    contents.update({f"spooled batch {index}": data for index, data in enumerate(spooled)})
+    # The search can see what is stored: the site's name is in the new parts and the spool.
+    assert any(b"leak.test" in content for content in contents.values())
+    assert all(b"leak.test" in data for data in spooled)
+    for name, content in contents.items():
         for address in DIRECT + FORWARDED:
             for needle in needles(address):
-                assert needle not in content, f"{address} found in {path}"
+                assert needle not in content, f"{address} found in {name}"
