@@ -8,6 +8,7 @@ collectors sharing a server converge within seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import time
@@ -94,13 +95,21 @@ class SiteRegistry:
         self._sites = stored
 
 
-def list_sites(store: Store) -> list[Site]:
+def list_sites(store: Store, domain: str | None = None) -> list[Site]:
+    """Stored sites (only ``domain``'s when given)."""
     rows = store.rows(
         "SELECT domain, timezone, exclude_ips, exclude_paths FROM sites FINAL "
-        "WHERE deleted = 0 ORDER BY domain"
+        "WHERE deleted = 0 AND ({domain:Nullable(String)} IS NULL OR domain = {domain:Nullable(String)}) "
+        "ORDER BY domain",
+        {"domain": domain},
     )
     return [make_site(domain, timezone, tuple(ips), tuple(paths))
             for domain, timezone, ips, paths in rows]
+
+
+def _stored_site(store: Store, domain: str) -> Site | None:
+    found = list_sites(store, domain)
+    return found[0] if found else None
 
 
 def save_site(store: Store, site: Site, deleted: bool = False) -> None:
@@ -118,16 +127,16 @@ def save_site(store: Store, site: Site, deleted: bool = False) -> None:
 def add_site(store: Store, domain: str, timezone: str = "UTC") -> Site:
     domain = normalize_domain(domain)
     _check_timezone(store, timezone)
-    existing = {site.domain: site for site in list_sites(store)}.get(domain)
-    site = make_site(domain, timezone, tuple(map(str, existing.exclude_ips)) if existing else (),
-                     existing.exclude_paths if existing else ())
+    existing = _stored_site(store, domain)
+    site = dataclasses.replace(existing, timezone=timezone) if existing \
+        else make_site(domain, timezone)
     save_site(store, site)
     return site
 
 
 def remove_site(store: Store, domain: str) -> bool:
     domain = normalize_domain(domain)
-    existing = {site.domain: site for site in list_sites(store)}.get(domain)
+    existing = _stored_site(store, domain)
     if existing is None:
         return False
     save_site(store, existing, deleted=True)
@@ -137,7 +146,7 @@ def remove_site(store: Store, domain: str) -> bool:
 def set_exclusions(store: Store, domain: str, ips: tuple[str, ...],
                    paths: tuple[str, ...]) -> Site:
     domain = normalize_domain(domain)
-    existing = {site.domain: site for site in list_sites(store)}.get(domain)
+    existing = _stored_site(store, domain)
     if existing is None:
         raise InvalidField(f"unknown site {domain!r}; add it first", "domain")
     for cidr in ips:
