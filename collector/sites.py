@@ -99,8 +99,8 @@ def list_sites(store: Store, domain: str | None = None) -> list[Site]:
     """Stored sites (only ``domain``'s when given)."""
     rows = store.rows(
         "SELECT domain, timezone, exclude_ips, exclude_paths FROM sites FINAL "
-        "WHERE deleted = 0 AND ({domain:Nullable(String)} IS NULL OR domain = {domain:Nullable(String)}) "
-        "ORDER BY domain",
+        "WHERE deleted = 0 AND ({domain:Nullable(String)} IS NULL "
+        "OR domain = {domain:Nullable(String)}) ORDER BY domain",
         {"domain": domain},
     )
     return [make_site(domain, timezone, tuple(ips), tuple(paths))
