@@ -63,6 +63,7 @@ def create_app(settings: Settings, store: Store | None = None,
             app.state.writer.stop()
             background.stop()
             app.state.geo.close()
+            app.state.report_store.close()
             if own_store:
                 opened.close()
 
@@ -127,6 +128,9 @@ def _start(app: Starlette, settings: Settings, store: Store,
                     spool=Spool(settings.spool_dir or settings.data_dir / "spool",
                                 settings.spool_max_bytes))
     app.state.store = store
+    # Reports get a connection of their own: a query never waits behind an insert
+    # (with its rollup views) on the writer's connection, nor an insert behind a query.
+    app.state.report_store = open_store(store.url, store.database)
     app.state.sites = sites
     app.state.salts = salts
     app.state.geo = geo

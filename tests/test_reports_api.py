@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -142,3 +143,43 @@ def test_realtime_visitors_in_the_last_five_minutes(client: TestClient, store: S
 def test_site_id_injection_is_just_a_forbidden_site(client: TestClient, key: str) -> None:
     response = post(client, key, {**PAGES, "site_id": "example.com' OR '1'='1"})
     assert response.status_code == 403
+
+
+def test_site_settings_are_cached_but_changes_apply(client: TestClient, store: Store, key: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from collector.reports import context
+
+    owner = post(client, key, PAGES).json()["results"]
+    assert len(owner) > 1
+    # Written behind the cache's back, as another process sharing a server would.
+    store.command("INSERT INTO report_settings (site, k, public_k, version) VALUES "
+                  "({site:String}, 1000, 1000, {version:UInt64})",
+                  {"site": SITE, "version": time.time_ns()})
+    assert post(client, key, PAGES).json()["results"] == owner
+    later = time.monotonic() + context.CONTEXT_SECONDS + 1
+    monkeypatch.setattr(context.time, "monotonic", lambda: later)
+    assert [row["dimensions"] for row in post(client, key, PAGES).json()["results"]] \
+        == [["(other)"]]
+    set_thresholds(store, SITE, k=1, public_k=5)  # written here: applies at once
+    assert post(client, key, PAGES).json()["results"] == owner
+
+
+def test_reports_do_not_wait_for_the_writers_connection(client: TestClient, store: Store,
+                                                         key: str) -> None:
+    answered, released, holding = threading.Event(), threading.Event(), threading.Event()
+
+    def busy_writer() -> None:  # the writer's connection is busy (a long insert, say)
+        with store._lock:
+            holding.set()
+            answered.wait(timeout=30)  # gives up eventually, so a regression fails, not hangs
+            released.set()
+
+    holder = threading.Thread(target=busy_writer)
+    holder.start()
+    holding.wait()
+    response = post(client, key, PAGES)
+    still_busy = not released.is_set()
+    answered.set()
+    holder.join()
+    assert response.status_code == 200 and response.json()["results"]
+    assert still_busy, "the report waited for the writer's connection"

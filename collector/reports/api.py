@@ -21,9 +21,10 @@ from starlette.routing import Route
 from collector.errors import InvalidField
 from collector.reports.auth import Grant, check_token, require_site
 from collector.reports.builder import SiteContext
+from collector.reports.context import cached_settings
 from collector.reports.csv import csv_lines, wants_csv
-from collector.reports.goals import list_goals
-from collector.reports.privacy import thresholds
+from collector.reports.goals import Goal, list_goals
+from collector.reports.privacy import Thresholds, thresholds
 from collector.reports.query import Report, run_report
 from collector.reports.request import Condition, Filter, QuerySpec, parse_query
 from collector.storage import Store
@@ -41,7 +42,7 @@ def report_routes() -> list[Route]:
 
 
 async def query_endpoint(request: Request) -> Response:
-    store: Store = request.app.state.store
+    store: Store = request.app.state.report_store
     token = _token(request)
     grant = await run_in_threadpool(check_token, store, token)
     spec = parse_query(await _json_body(request))
@@ -56,7 +57,7 @@ async def query_endpoint(request: Request) -> Response:
 
 
 async def realtime_endpoint(request: Request) -> Response:
-    store: Store = request.app.state.store
+    store: Store = request.app.state.report_store
     grant = await run_in_threadpool(check_token, store, _token(request))
     site = request.query_params.get("site_id", "").strip().lower()
     if not site:
@@ -73,10 +74,15 @@ async def realtime_endpoint(request: Request) -> Response:
 
 def site_context(store: Store, site: str, grant_kind: str) -> SiteContext:
     """The site's timezone, goals and the k-threshold that applies to this caller."""
-    zone = store.rows("SELECT timezone FROM sites FINAL WHERE domain = {site:String} "
-                      "AND deleted = 0", {"site": site})
-    return SiteContext(site, zone[0][0] if zone else "UTC", tuple(list_goals(store, site)),
-                       thresholds(store, site).for_kind(grant_kind))
+
+    def load() -> tuple[str, tuple[Goal, ...], Thresholds]:
+        zone = store.rows("SELECT timezone FROM sites FINAL WHERE domain = {site:String} "
+                          "AND deleted = 0", {"site": site})
+        return (zone[0][0] if zone else "UTC", tuple(list_goals(store, site)),
+                thresholds(store, site))
+
+    timezone, goals, limits = cached_settings(site, load)
+    return SiteContext(site, timezone, goals, limits.for_kind(grant_kind))
 
 
 def _report(store: Store, spec: QuerySpec, grant: Grant, now: datetime) -> Report:
