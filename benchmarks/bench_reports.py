@@ -65,15 +65,26 @@ def prepare(store: Store, events: int, days: int, now: datetime) -> None:
                         {"site": SITE})[0][0]
     if stored:
         print(f"reusing {stored:,} stored demo events", file=sys.stderr)
-        return
-    result = generate(store, SITE, events, days, now=now, progress=progress_bar)
-    print(f"\ngenerated {result.events:,} events / {result.visits:,} visits in "
-          f"{result.seconds:.1f} s = {result.events_per_second:,.0f} events/s",
-          file=sys.stderr)
-    # A running server merges parts in the background; do it now for steady numbers.
-    for table in ("visits_rollup", "events_rollup", "visits_rollup_daily",
-                  "events_rollup_daily"):
-        store.command(f"OPTIMIZE TABLE {table} FINAL")
+    else:
+        result = generate(store, SITE, events, days, now=now, progress=progress_bar)
+        print(f"\ngenerated {result.events:,} events / {result.visits:,} visits in "
+              f"{result.seconds:.1f} s = {result.events_per_second:,.0f} events/s",
+              file=sys.stderr)
+        # Merge the rollups as a long-running server would have by now.
+        for table in ("visits_rollup", "visits_rollup_daily", "events_rollup_daily"):
+            store.command(f"OPTIMIZE TABLE {table} FINAL")
+    wait_for_merges(store)
+
+
+def wait_for_merges(store: Store) -> None:
+    """Let background merges of freshly written parts finish: they would skew the timings."""
+    started = time.perf_counter()
+    while running := store.rows("SELECT count() FROM system.merges "
+                                "WHERE database = currentDatabase()")[0][0]:
+        print(f"\rwaiting for {running} background merges "
+              f"({time.perf_counter() - started:.0f} s)", end="", file=sys.stderr, flush=True)
+        time.sleep(2)
+    print(file=sys.stderr)
 
 
 def timed(store: Store, spec: QuerySpec, now: datetime, raw: bool,

@@ -56,6 +56,20 @@ def store(engine_url: str, request: pytest.FixtureRequest) -> Iterator[Store]:
     yield opened
 
 
+@pytest.fixture
+def rollups_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Count visitors from the 1/16 sample whatever the range: the rollups answer.
+
+    Rollups hold only visitor samples, so small test ranges would otherwise be
+    counted exactly from the raw tables.
+    """
+    from collector.reports import query
+
+    monkeypatch.setattr(query, "EXACT_VISITORS_UP_TO_VISITS", 0)
+    monkeypatch.setattr(query, "SIXTEENTH_UP_TO_VISITS", 10 ** 12)
+    monkeypatch.setattr(query, "_SAMPLE_CHOICES", {})
+
+
 def app_settings(engine_url: str, **overrides: object) -> Settings:
     """Settings for a test app: the session engine, no access log, a fast writer."""
     data_dir = Path(engine_url[len("chdb://"):]).parent / "collector-data"

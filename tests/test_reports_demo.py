@@ -70,7 +70,8 @@ def test_nothing_lies_after_now_whatever_the_hour(engine_url: str, now: datetime
                                        "visit:source", "visit:channel", "visit:browser",
                                        "visit:os", "visit:device", "visit:country",
                                        "visit:city", "visit:utm_campaign"])
-def test_rollups_equal_raw_on_demo_data(store: Store, dimension: str) -> None:
+def test_rollups_equal_raw_on_demo_data(store: Store, dimension: str,
+                                        rollups_in_use: None) -> None:
     metrics = ["visitors", "pageviews"] if dimension.startswith("event:") else \
         ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "events"]
     spec = parse_query({"site_id": SITE, "date_range": "7d", "metrics": metrics,
@@ -79,7 +80,17 @@ def test_rollups_equal_raw_on_demo_data(store: Store, dimension: str) -> None:
     planned = run_report(store, spec, SiteContext(SITE), NOW)
     raw = run_report(store, spec, SiteContext(SITE), NOW, force_raw=True)
     assert planned.meta["source"] == "rollup" and raw.meta["source"] == "raw"
+    assert planned.meta["visitors_sample_percent"] == 6.25  # the same sample on both
     assert planned.results == raw.results
+
+
+def test_small_ranges_count_exact_visitors_from_raw(store: Store) -> None:
+    spec = parse_query({"site_id": SITE, "date_range": "7d", "metrics": ["visitors", "visits"],
+                        "dimensions": ["visit:browser"]})
+    planned = run_report(store, spec, SiteContext(SITE), NOW)
+    exact = run_report(store, spec, SiteContext(SITE), NOW, allow_sampling=False)
+    assert planned.meta["source"] == "raw" and "visitors_sample_percent" not in planned.meta
+    assert planned.results == exact.results
 
 
 def test_large_ranges_read_a_visitor_sample_equal_to_raw_sample(

@@ -85,13 +85,22 @@ def test_the_change_day_has_23_or_25_hours() -> None:
     assert len(bucket_labels("time:hour", period, BERLIN)) in (23, 24)
 
 
-def test_local_days_mix_daily_and_hourly_rollups_like_raw(store: Store) -> None:
-    spec = parse_query({"site_id": SITE, "metrics": ["visitors", "pageviews"],
-                        "dimensions": ["visit:country"],
-                        "date_range": [(CHANGE - timedelta(days=1)).isoformat(),
-                                       CHANGE.isoformat()]})
+def test_local_days_mix_daily_rollups_and_edge_hours_like_raw(store: Store,
+                                                               rollups_in_use: None) -> None:
     now = datetime.now(UTC)
-    planned = run_report(store, spec, SiteContext(SITE, BERLIN), now)
-    raw = run_report(store, spec, SiteContext(SITE, BERLIN), now, force_raw=True)
-    assert planned.meta["table"] == "visits_rollup_daily"  # one whole UTC day plus edge hours
-    assert planned.results == raw.results == [{"dimensions": ["DE"], "metrics": [3, 3]}]
+    context = SiteContext(SITE, BERLIN)
+    range_ = [(CHANGE - timedelta(days=1)).isoformat(), CHANGE.isoformat()]
+    for dimension in ("visit:country", "event:page"):
+        spec = parse_query({"site_id": SITE, "metrics": ["visitors", "pageviews"],
+                            "dimensions": [dimension], "date_range": range_})
+        planned = run_report(store, spec, context, now)
+        raw = run_report(store, spec, context, now, force_raw=True)
+        exact = run_report(store, spec, context, now, allow_sampling=False)
+        # One whole UTC day from the daily table, the local hours around it from raw rows.
+        assert planned.meta["table"].endswith("_rollup_daily")
+        assert planned.results == raw.results
+        assert [row["metrics"][1] for row in planned.results] \
+            == [row["metrics"][1] for row in exact.results]
+    assert exact.meta["source"] == "raw" and "visitors_sample_percent" not in exact.meta
+
+

@@ -71,3 +71,35 @@ def test_a_second_process_cannot_open_an_owned_directory(engine_dir: Path) -> No
                             timeout=120)
     assert result.returncode == 3, result.stderr
     assert "in use by pid" in result.stdout
+
+
+def test_the_lean_rollups_migration_rolls_up_stored_traffic(
+        engine_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collector.storage import migrations, open_store
+    from tests.conftest import fresh_database_name
+    from tests.reporting_data import SITE, at, make_event, sample_site_events, store_events
+
+    other = open_store(engine_url, fresh_database_name("backfill"))
+    shipped = migrations.available_migrations()
+    monkeypatch.setattr(migrations, "available_migrations",
+                        lambda: [item for item in shipped if item[0] < 5])
+    migrate(other)
+    store_events(other, sample_site_events())  # stored under the old rollups
+    monkeypatch.undo()
+    assert migrate(other) == ["0005_lean_rollups.sql"]
+    store_events(other, [make_event(at("09:00", 3), 7)])  # and after: through the views
+
+    def raw_and_rolled_up() -> tuple[list[tuple[int, ...]], ...]:
+        return (other.rows("SELECT sum(sign), sum(sign * pageviews), sum(sign * is_bounce) "
+                           "FROM visits"),
+                other.rows("SELECT sum(visits), sum(pageviews), sum(bounces) "
+                           "FROM visits_rollup_daily WHERE dimension = 'browser'"),
+                other.rows("SELECT sum(visits), sum(pageviews), sum(bounces) FROM visits_rollup"))
+
+    raw, daily, hourly = raw_and_rolled_up()
+    assert raw == daily == hourly and raw[0][0] == 7 + 1
+    assert other.rows("SELECT sum(events) FROM events_rollup_daily") == other.rows(
+        "SELECT count() FROM events WHERE name != 'engagement' AND site = {site:String}",
+        {"site": SITE})
+    assert other.rows("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                      "AND name = 'events_rollup'") == []

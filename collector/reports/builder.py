@@ -1,8 +1,9 @@
 """From a validated ``QuerySpec`` to one SQL statement with bound parameters only.
 
-The plan picks the source: an hourly rollup when it can answer exactly (no
-filters, one rollup dimension, an hour-aligned range), else the raw ``events``
-or ``visits`` table. Filters on the other level become visit-id membership
+The plan picks the source: a rollup when it can answer (no filters, one rollup
+dimension, an hour-aligned range, and visitors read from a sample: rollups hold
+exact sums but only 1/16 and 1/256 visitor samples), else the raw ``events`` or
+``visits`` table. Filters on the other level become visit-id membership
 tests (``visit IN (SELECT visit FROM ...)``), so event and visit filters combine
 freely under and/or/not. Identifiers come from the allow-lists; every value a
 request carries is a ``{pN:Type}`` placeholder.
@@ -11,6 +12,7 @@ request carries is a ``{pN:Type}`` placeholder.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,6 +22,7 @@ from collector.reports.dimensions import (
     EVENTS,
     EVENTS_ROLLUP,
     TIME_COLUMNS,
+    VISITS,
     VISITS_ROLLUP,
     dimension,
     raw_table_of,
@@ -35,6 +38,20 @@ from collector.reports.request import Condition, Filter, Logical, QuerySpec
 
 UTC_NAMES = ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Zulu", "Etc/Zulu", "Universal")
 DAY_SECONDS = 86400
+
+# The aggregates of the rollup views (migration 0005), for hours rolled up at query time.
+_S16, _S256 = 2 ** 60, 2 ** 56  # visitor < 2^64 / n: the 1/n visitor sample
+VISIT_ROLLUP_SQL = (
+    f"uniqStateIf(visitor, visitor < {_S16}) AS visitors_s16, "
+    f"uniqStateIf(visitor, visitor < {_S256}) AS visitors_s256, "
+    "sum(toInt64(sign)) AS visits, sum(sign * toInt64(pageviews)) AS pageviews, "
+    "sum(sign * toInt64(events)) AS events, sum(sign * toInt64(is_bounce)) AS bounces, "
+    "sum(sign * toInt64(duration)) AS duration")
+EVENT_ROLLUP_SQL = (
+    f"uniqStateIf(visitor, visitor < {_S16}) AS visitors_s16, "
+    f"uniqStateIf(visitor, visitor < {_S256}) AS visitors_s256, "
+    f"uniqStateIf(visit, visitor < {_S16}) AS visits_s16, "
+    f"uniqStateIf(visit, visitor < {_S256}) AS visits_s256, count() AS events")
 
 # Membership subqueries look this far around the range: a visit that started
 # before the range can have events in it, and one that started in it can end after.
@@ -55,8 +72,8 @@ class Plan:
     source: str  # events | visits | events_rollup | visits_rollup
     final: bool = False  # read collapsed visits (exit pages change within a visit)
     sample: float | None = None  # raw tables: SAMPLE ratio, every metric scaled
-    visitor_sample: int = 1  # rollups: visitors from a 1/N sample, sums stay exact
-    daily: bool = False  # rollups: whole UTC days from the daily table, edge hours hourly
+    visitor_sample: int = 1  # distinct counts from a 1/N visitor sample, sums stay exact
+    daily: bool = False  # rollups: whole UTC days from the daily table, edge hours apart
 
     @property
     def is_rollup(self) -> bool:
@@ -95,6 +112,7 @@ def query_level(spec: QuerySpec) -> str:
 
 def plan(spec: QuerySpec, period: DateRange, force_raw: bool = False,
          timezone: str = "UTC") -> Plan:
+    """The source that answers ``spec``; ``force_raw`` when visitors must be exact."""
     level = query_level(spec)
     named = [name for name in spec.dimensions if not name.startswith("time:")]
     rollup_ready = (not force_raw and not spec.filters and len(named) <= 1
@@ -105,7 +123,10 @@ def plan(spec: QuerySpec, period: DateRange, force_raw: bool = False,
         # UTC days are local days only in UTC; elsewhere day buckets need the hours.
         daily = (_whole_utc_days(period) is not None
                  and (not time_names or (timezone in UTC_NAMES and "time:hour" not in time_names)))
-        return Plan(level, EVENTS_ROLLUP if level == "event" else VISITS_ROLLUP, daily=daily)
+        # Only the visits' site totals have an hourly table; the rest is daily.
+        if daily or (level == "visit" and not named):
+            return Plan(level, EVENTS_ROLLUP if level == "event" else VISITS_ROLLUP,
+                        daily=daily)
     uses_exit_page = "visit:exit_page" in spec.dimensions or any(
         leaf.dimension == "visit:exit_page" for leaf in leaves(spec.filters))
     return Plan(level, raw_table_of(level), final=level == "visit" and uses_exit_page)
@@ -132,7 +153,9 @@ def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan
     selected += [
         f"{component_sql(chosen.source, part, chosen.visitor_sample)} AS {prefix}c_{part}"
         for part in components]
-    sql = (f"SELECT {', '.join(selected)} FROM {_from(chosen, period, params)} "
+    breakdown = next((name for name in spec.dimensions if not name.startswith("time:")), None)
+    source = _from(chosen, period, params, context.site, breakdown)
+    sql = (f"SELECT {', '.join(selected)} FROM {source} "
            f"WHERE {_where(spec, context, period, chosen, params)}")
     if aliases:
         sql += f" GROUP BY {', '.join(prefix + alias for alias in aliases)}"
@@ -169,8 +192,9 @@ def _whole_utc_days(period: DateRange) -> tuple[int, int] | None:
     return (first, last) if first < last else None
 
 
-def _rollup_union(chosen: Plan, period: DateRange, params: Parameters) -> str:
-    """Whole UTC days from the daily rollup, the hours at either edge from the hourly one."""
+def _rollup_union(chosen: Plan, period: DateRange, params: Parameters, site: str,
+                  named: str | None) -> str:
+    """Whole UTC days from the daily rollup, the hours at either edge apart."""
     days = _whole_utc_days(period)
     assert days is not None
     start, end = int(period.start.timestamp()), int(period.end.timestamp())
@@ -178,15 +202,50 @@ def _rollup_union(chosen: Plan, period: DateRange, params: Parameters) -> str:
     edges = [params.bind(moment, "UInt32") for moment in (start, end)]
     daily = (f"SELECT * FROM {chosen.source}_daily WHERE hour >= toDateTime({first}, 'UTC') "
              f"AND hour < toDateTime({last}, 'UTC')")
-    hourly = (f"SELECT * FROM {chosen.source} WHERE (hour >= toDateTime({edges[0]}, 'UTC') "
-              f"AND hour < toDateTime({first}, 'UTC')) OR (hour >= toDateTime({last}, 'UTC') "
-              f"AND hour < toDateTime({edges[1]}, 'UTC'))")
+    if (start, end) == days:  # whole UTC days only: nothing to add at the edges
+        return f"({daily}) AS rollup"
+
+    def at_edges(column: str) -> str:
+        return (f"(({column} >= toDateTime({edges[0]}, 'UTC') "
+                f"AND {column} < toDateTime({first}, 'UTC')) "
+                f"OR ({column} >= toDateTime({last}, 'UTC') "
+                f"AND {column} < toDateTime({edges[1]}, 'UTC')))")
+
+    hourly = _hourly_rows(chosen, at_edges, params.bind(site), named)
     return f"({daily} UNION ALL {hourly}) AS rollup"
 
 
-def _from(chosen: Plan, period: DateRange, params: Parameters) -> str:
+def _hourly_rows(chosen: Plan, during: Callable[[str], str], site: str,
+                 named: str | None) -> str:
+    """Rollup-shaped rows for the hours ``during(time column)`` selects.
+
+    The site totals come from the hourly table; any other dimension is rolled up
+    here from the raw rows by the same SELECT as its daily view (migration 0005):
+    cheap for the few hours at the edges of a range.
+    """
+    if chosen.source == VISITS_ROLLUP and named is None:
+        return f"SELECT * FROM {VISITS_ROLLUP} WHERE site = {site} AND {during('hour')}"
+    if chosen.source == VISITS_ROLLUP and named is not None:
+        column = rollup_key(named)  # an allow-listed column name, never request text
+        return (f"SELECT site, '{column}' AS dimension, toStartOfHour(start_time) AS hour, "
+                f"toString({column}) AS value, {VISIT_ROLLUP_SQL} FROM {VISITS} "
+                f"WHERE site = {site} AND {during('start_time')} GROUP BY site, hour, value")
+    return (f"SELECT site, toStartOfHour(timestamp) AS hour, name, hostname, pathname, "
+            f"{EVENT_ROLLUP_SQL} FROM {EVENTS} WHERE site = {site} "
+            f"AND name != 'engagement' AND {during('timestamp')} "
+            "GROUP BY site, hour, name, hostname, pathname")
+
+
+def _from(chosen: Plan, period: DateRange, params: Parameters, site: str,
+          named: str | None) -> str:
     if chosen.daily:
-        return _rollup_union(chosen, period, params)
+        return _rollup_union(chosen, period, params, site, named)
+    if chosen.is_rollup:  # the site totals of a range that is not made of whole UTC days
+        start, end = (params.bind(int(moment.timestamp()), "UInt32")
+                      for moment in (period.start, period.end))
+        return "(" + _hourly_rows(chosen, lambda column: (
+            f"{column} >= toDateTime({start}, 'UTC') AND {column} < toDateTime({end}, 'UTC')"),
+            params.bind(site), named) + ") AS rollup"
     text = chosen.source + (" FINAL" if chosen.final else "")
     if chosen.sample is not None:
         # The ratio is computed by the planner, never taken from a request.

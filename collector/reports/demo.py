@@ -4,8 +4,8 @@ Every visit ``i`` is a pure function of ``(seed, i)`` through ``cityHash64``, so
 the ``visits`` insert and the ``events`` insert (one row per event of each
 visit, via ``ARRAY JOIN``) compute the same visits independently and agree:
 same ids, visitors, pages, times and counts. Nothing passes through Python; the
-rollups fill through their materialized views like real traffic, and they set
-the pace (about 230k events/s on 2 cores, see docs/reports.md "Performance").
+rollups fill through their materialized views like real traffic, at
+about 600k events/s on 2 cores (see docs/reports.md "Demo generation").
 
 Shapes: a diurnal curve, Zipf-like pages and referrers (log-uniform ranks),
 weighted browser/OS/device/country mixes, 1–8 pageviews per visit, and a few

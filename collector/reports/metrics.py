@@ -44,13 +44,13 @@ COMPONENT_SQL: dict[str, dict[str, str]] = {
         "duration": "sum(sign * duration)",
     },
     EVENTS_ROLLUP: {
-        "visitors": "uniqMerge(visitors)",
-        "visits": "uniqMerge(visits)",
+        "visitors": "uniqMerge(visitors_s{n}) * {n}",
+        "visits": "uniqMerge(visits_s{n}) * {n}",
         "pageviews": "sumIf(events, name = 'pageview')",
         "events": "sum(events)",
     },
     VISITS_ROLLUP: {
-        "visitors": "uniqMerge(visitors)",
+        "visitors": "uniqMerge(visitors_s{n}) * {n}",
         "visits": "sum(visits)",
         "pageviews": "sum(pageviews)",
         "events": "sum(events)",
@@ -60,11 +60,29 @@ COMPONENT_SQL: dict[str, dict[str, str]] = {
 }
 
 
+# Distinct counts read from a 1/n visitor sample (visitor < 2^64 / n, the rows of
+# `SAMPLE 1/n`), scaled by n. Rollups hold only these samples, for n = 16 and 256.
+SAMPLED_SQL: dict[str, dict[str, str]] = {
+    EVENTS: {"visitors": "uniqIf(visitor, visitor < {bound}) * {n}",
+             "visits": "uniqIf(visit, visit != 0 AND visitor < {bound}) * {n}"},
+    VISITS: {"visitors": "uniqIf(visitor, visitor < {bound}) * {n}"},
+    EVENTS_ROLLUP: {"visitors": COMPONENT_SQL[EVENTS_ROLLUP]["visitors"],
+                    "visits": COMPONENT_SQL[EVENTS_ROLLUP]["visits"]},
+    VISITS_ROLLUP: {"visitors": COMPONENT_SQL[VISITS_ROLLUP]["visitors"]},
+}
+VISITOR_SAMPLES = (16, 256)
+
+
 def component_sql(source: str, part: str, visitor_sample: int = 1) -> str:
-    """SQL of one component; rollups may read visitors from their 1/16 or 1/256 sample."""
-    if part == "visitors" and visitor_sample > 1:
-        return f"uniqMerge(visitors_s{visitor_sample}) * {visitor_sample}"
-    return COMPONENT_SQL[source][part]
+    """SQL of one component; distinct counts from a 1/16 or 1/256 visitor sample when asked."""
+    sampled = SAMPLED_SQL[source].get(part)
+    if sampled is None:
+        return COMPONENT_SQL[source][part]
+    if visitor_sample == 1 and source in (EVENTS, VISITS):
+        return COMPONENT_SQL[source][part]
+    if visitor_sample not in VISITOR_SAMPLES:
+        raise ValueError(f"{source} has no 1/{visitor_sample} visitor sample of {part}")
+    return sampled.format(n=visitor_sample, bound=2 ** 64 // visitor_sample)
 
 
 # Rates are differences in percentage points in comparisons; counts are relative changes.

@@ -49,16 +49,14 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
                force_raw: bool = False, allow_sampling: bool = True) -> Report:
     period = resolve(spec.date_range, context.timezone, now, _first_day(store, spec, context))
     _validate(spec, context)
-    chosen = plan(spec, period, force_raw, context.timezone)
-    visitor_sample = 1
-    if allow_sampling and not chosen.is_rollup:
-        chosen = _with_sampling(store, chosen, context.site, period)
-    elif allow_sampling and context.k <= 1:
-        # Folding rare rows must see exact visitors, so k > 1 never samples them.
-        visitor_sample = _visitor_sample(store, context.site, period)
-        chosen = dataclasses.replace(chosen, visitor_sample=visitor_sample)
+    # Folding rare rows must see exact visitors, so k > 1 never samples them.
+    visitor_sample = _visitor_sample(store, context.site, period) \
+        if allow_sampling and context.k <= 1 else 1
+    chosen = _plan(store, spec, context, period, force_raw, allow_sampling, visitor_sample)
+    visitor_sample = chosen.visitor_sample
     rows = _aggregate(store, build(spec, context, period, chosen), chosen)
-    total = _total_visitors(store, spec, context, period, force_raw, visitor_sample)
+    total = _total_visitors(store, spec, context, period, force_raw, allow_sampling,
+                            visitor_sample)
     results = [_result(spec, row, total) for row in rows]
     meta: dict[str, Any] = {"source": "rollup" if chosen.is_rollup else "raw",
                             "table": chosen.source + ("_daily" if chosen.daily else "")}
@@ -75,7 +73,7 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
         meta["comparison_date_range"] = [previous.first_day.isoformat(),
                                          previous.last_day.isoformat()]
         _add_comparison(store, spec, context, period, previous, results, force_raw,
-                        visitor_sample)
+                        allow_sampling, visitor_sample)
     return Report(results, meta, period)
 
 
@@ -139,9 +137,17 @@ def _choose_visitor_sample(store: Store, site: str, period: DateRange) -> int:
     return 16 if visits <= SIXTEENTH_UP_TO_VISITS else 256
 
 
-def _sampled(chosen: Plan, visitor_sample: int) -> Plan:
-    return dataclasses.replace(chosen, visitor_sample=visitor_sample) if chosen.is_rollup \
-        else chosen
+def _plan(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
+          force_raw: bool, allow_sampling: bool, visitor_sample: int) -> Plan:
+    """A rollup when it can answer: it holds exact sums but only visitor samples, so
+    exact visitors (small ranges, k > 1) come from the raw tables. Raw queries over
+    very many rows read a SAMPLE of them instead, every metric scaled."""
+    chosen = plan(spec, period, force_raw or visitor_sample == 1, context.timezone)
+    if not chosen.is_rollup and allow_sampling:
+        sampled = _with_sampling(store, chosen, context.site, period)
+        if sampled.sample is not None:
+            return sampled
+    return dataclasses.replace(chosen, visitor_sample=visitor_sample)
 
 
 def _aggregate(store: Store, built: BuiltQuery, chosen: Plan) -> list[tuple[list[Any],
@@ -175,7 +181,7 @@ def _result(spec: QuerySpec, row: tuple[list[Any], dict[str, float]],
 
 
 def _total_visitors(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
-                    force_raw: bool, visitor_sample: int) -> float:
+                    force_raw: bool, allow_sampling: bool, visitor_sample: int) -> float:
     """Visitors of the whole period, the base of percentage and conversion_rate."""
     if not {"percentage", "conversion_rate"} & set(spec.metrics):
         return 0.0
@@ -184,7 +190,8 @@ def _total_visitors(store: Store, spec: QuerySpec, context: SiteContext, period:
                  if not (isinstance(item, Condition) and item.dimension == "event:goal"))
     total_spec = dataclasses.replace(spec, metrics=("visitors",), dimensions=(),
                                      filters=kept, order_by=(), comparison=False)
-    chosen = _sampled(plan(total_spec, period, force_raw, context.timezone), visitor_sample)
+    chosen = _plan(store, total_spec, context, period, force_raw, allow_sampling,
+                   visitor_sample)
     rows = _aggregate(store, build(total_spec, dataclasses.replace(context, k=1), period,
                                    chosen), chosen)
     return rows[0][1]["visitors"] if rows else 0.0
@@ -192,11 +199,12 @@ def _total_visitors(store: Store, spec: QuerySpec, context: SiteContext, period:
 
 def _add_comparison(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
                     previous: DateRange, results: list[dict[str, Any]], force_raw: bool,
-                    visitor_sample: int) -> None:
-    chosen = _sampled(plan(spec, previous, force_raw, context.timezone), visitor_sample)
+                    allow_sampling: bool, visitor_sample: int) -> None:
+    chosen = _plan(store, spec, context, previous, force_raw, allow_sampling, visitor_sample)
     unpaged = dataclasses.replace(spec, comparison=False)
     rows = _aggregate(store, build(unpaged, context, previous, chosen, paginate=False), chosen)
-    total = _total_visitors(store, spec, context, previous, force_raw, visitor_sample)
+    total = _total_visitors(store, spec, context, previous, force_raw, allow_sampling,
+                            visitor_sample)
     earlier = {tuple(_moved(spec, dims, previous, period, context)): (dims, parts)
                for dims, parts in rows}
     for result in results:

@@ -14,6 +14,9 @@ from importlib import resources
 from collector.storage.client import Store
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# "-- backfill: VIEW TARGET": after the statements, run VIEW's SELECT over the rows
+# already stored, into TARGET (a materialized view only sees rows inserted later).
+_BACKFILL = re.compile(r"^-- backfill: (\w+) (\w+)$", re.MULTILINE)
 
 
 def available_migrations() -> list[tuple[int, str, str]]:
@@ -41,6 +44,8 @@ def migrate(store: Store, retention_months: int = 13) -> list[str]:
             continue
         for statement in split_statements(sql):
             store.command(statement)
+        for view, target in _BACKFILL.findall(sql):
+            _backfill(store, view, target)
         store.command(
             "INSERT INTO schema_migrations (version, name, applied_ms) VALUES "
             "({version:UInt32}, {name:String}, {now:UInt64})",
@@ -65,6 +70,12 @@ def apply_retention(store: Store, months: int) -> None:
             f"ALTER TABLE events MODIFY TTL toDateTime(timestamp) + INTERVAL {int(months)} MONTH",
             settings={"materialize_ttl_after_modify": 1},
         )
+
+
+def _backfill(store: Store, view: str, target: str) -> None:
+    select = store.rows("SELECT as_select FROM system.tables WHERE database = currentDatabase() "
+                        "AND name = {view:String}", {"view": view})[0][0]
+    store.command(f"INSERT INTO {target} {select}")
 
 
 def split_statements(sql: str) -> list[str]:
