@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -35,7 +36,7 @@ SAMPLE_ABOVE_ROWS = 20_000_000
 EXACT_VISITORS_UP_TO_VISITS = 300_000
 SIXTEENTH_UP_TO_VISITS = 5_000_000
 SAMPLE_CHOICE_SECONDS = 60.0
-_SAMPLE_CHOICES: dict[tuple[str, str, datetime, datetime], tuple[int, float]] = {}
+_SAMPLE_CHOICES: dict[tuple[object, ...], tuple[int, float]] = {}
 
 
 @dataclass
@@ -99,31 +100,40 @@ def _first_day(store: Store, spec: QuerySpec, context: SiteContext) -> date | No
 
 
 def _with_sampling(store: Store, chosen: Plan, site: str, period: DateRange) -> Plan:
-    column = "timestamp" if chosen.source == EVENTS else "start_time"
-    rows = store.rows(
-        f"SELECT count() FROM {chosen.source} WHERE site = {{site:String}} "
-        f"AND {column} >= toDateTime({{start:UInt32}}, 'UTC') "
-        f"AND {column} < toDateTime({{end:UInt32}}, 'UTC')",
-        {"site": site, "start": int(period.start.timestamp()),
-         "end": int(period.end.timestamp())})[0][0]
+    rows = _remembered((store.database, chosen.source, site, period.start, period.end),
+                       lambda: _count_rows(store, chosen.source, site, period))
     if rows <= SAMPLE_ABOVE_ROWS:
         return chosen
     ratio = max(0.01, round(SAMPLE_ABOVE_ROWS / rows, 2))
     return dataclasses.replace(chosen, sample=ratio)
 
 
+def _count_rows(store: Store, table: str, site: str, period: DateRange) -> int:
+    column = "timestamp" if table == EVENTS else "start_time"
+    return int(store.rows(
+        f"SELECT count() FROM {table} WHERE site = {{site:String}} "
+        f"AND {column} >= toDateTime({{start:UInt32}}, 'UTC') "
+        f"AND {column} < toDateTime({{end:UInt32}}, 'UTC')",
+        {"site": site, "start": int(period.start.timestamp()),
+         "end": int(period.end.timestamp())})[0][0])
+
+
 def _visitor_sample(store: Store, site: str, period: DateRange) -> int:
-    """1, 16 or 256 by the visits in the range; remembered briefly, as a dashboard
-    asks about the same range a dozen times at once."""
-    key = (store.database, site, period.start, period.end)
+    """1, 16 or 256 by the visits in the range."""
+    return _remembered((store.database, "visitor sample", site, period.start, period.end),
+                       lambda: _choose_visitor_sample(store, site, period))
+
+
+def _remembered(key: tuple[object, ...], compute: Callable[[], int]) -> int:
+    """``compute()``, remembered briefly: a dashboard asks about one range a dozen times."""
     remembered = _SAMPLE_CHOICES.get(key)
     if remembered is not None and time.monotonic() - remembered[1] < SAMPLE_CHOICE_SECONDS:
         return remembered[0]
-    choice = _choose_visitor_sample(store, site, period)
+    value = compute()
     if len(_SAMPLE_CHOICES) > 1000:
         _SAMPLE_CHOICES.clear()
-    _SAMPLE_CHOICES[key] = (choice, time.monotonic())
-    return choice
+    _SAMPLE_CHOICES[key] = (value, time.monotonic())
+    return value
 
 
 def _choose_visitor_sample(store: Store, site: str, period: DateRange) -> int:
