@@ -272,3 +272,20 @@ def test_injection_attempts_are_only_values(store: Store, attempt: str, operator
     # Nothing matches an attempt taken literally, so only is_not keeps everyone.
     assert found.results[0]["metrics"][0] == (6 if operator == "is_not" else 0)
     assert store.rows("SELECT count() FROM events")[0][0] == len(sample_site_events())
+
+
+def test_exit_pages_on_large_ranges_read_the_visitor_sample_of_collapsed_visits(
+        store: Store, rollups_in_use: None) -> None:
+    body = {"site_id": SITE, "date_range": TWO_DAYS, "metrics": ["visitors", "visits"],
+            "dimensions": ["visit:exit_page"]}
+    context = SiteContext(SITE, "UTC", GOALS)
+    sampled = run_report(store, parse_query(body), context, NOW)
+    exact = run_report(store, parse_query(body), context, NOW, allow_sampling=False)
+    assert sampled.meta["sample_percent"] == 6.25 and sampled.meta["table"] == "visits"
+    assert "sample_percent" not in exact.meta
+    assert [(*row["dimensions"], *row["metrics"]) for row in exact.results] == [
+        ("/", 2, 2), ("/blog/a", 2, 2), ("/pricing", 2, 2), ("/blog/b", 1, 1)]
+    # Every test visitor lies in the 1/16 sample, so each of its visits stands for 16.
+    assert sampled.results == [
+        {"dimensions": row["dimensions"], "metrics": [16 * value for value in row["metrics"]]}
+        for row in exact.results]
