@@ -103,3 +103,25 @@ def test_the_lean_rollups_migration_rolls_up_stored_traffic(
         {"site": SITE})
     assert other.rows("SELECT name FROM system.tables WHERE database = currentDatabase() "
                       "AND name = 'events_rollup'") == []
+
+
+def test_a_replayed_batch_counts_once_in_every_rollup(store: Store) -> None:
+    from collector.visits import VISIT_COLUMNS, VisitTracker
+    from tests.reporting_data import at, make_event
+
+    tracker = VisitTracker()
+    events, visit_rows = [], []
+    for offset, path in enumerate(["/a", "/b", "/c"]):
+        tracked, rows = tracker.track(make_event(at(f"10:0{offset}", 2), 99, path,
+                                                 site="replay.test"))
+        events.append(tracked)
+        visit_rows.extend(rows)
+    for _ in range(3):  # the writer's retry after an ambiguous failure, twice
+        store.insert_columns("events", EVENT_COLUMNS, list(zip(*events)), token="replay-e")
+        store.insert_columns("visits", VISIT_COLUMNS, list(zip(*visit_rows)), token="replay-v")
+    site = {"site": "replay.test"}
+    assert store.rows("SELECT sum(events) FROM events_rollup_daily WHERE site = {site:String}",
+                      site) == [(3,)]
+    for table in ("visits_rollup", "visits_rollup_daily"):
+        assert store.rows(f"SELECT sum(visits), sum(pageviews) FROM {table} "
+                          "WHERE site = {site:String} AND dimension = ''", site) == [(1, 3)]
