@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from collector.errors import CollectorError
+from collector.logs import configure_logging
 from collector.settings import Settings
 
 COMMAND_MODULES = ("serve", "admin", "sites", "salts", "lists", "keys", "goals", "demo")
@@ -31,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        configure_logging(settings.log_level)  # long steps (a migration's backfill) report
         return int(arguments.handler(settings, arguments) or 0)
     except CollectorError as error:
         print(f"collector: {error}", file=sys.stderr)

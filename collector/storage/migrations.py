@@ -7,12 +7,14 @@ running them again (at every startup, or by ``collector migrate``) is a no-op.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from importlib import resources
 
 from collector.storage.client import Store
 
+logger = logging.getLogger("collector")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # "-- backfill: VIEW TARGET": after the statements, run VIEW's SELECT over the rows
 # already stored, into TARGET (a materialized view only sees rows inserted later).
@@ -75,7 +77,11 @@ def apply_retention(store: Store, months: int) -> None:
 def _backfill(store: Store, view: str, target: str) -> None:
     select = store.rows("SELECT as_select FROM system.tables WHERE database = currentDatabase() "
                         "AND name = {view:String}", {"view": view})[0][0]
+    # Minutes on a large store: say so before, and how long it took after.
+    logger.info("filling %s from the rows already stored...", target)
+    started = time.monotonic()
     store.command(f"INSERT INTO {target} {select}")
+    logger.info("filled %s in %.1f s", target, time.monotonic() - started)
 
 
 def split_statements(sql: str) -> list[str]:
