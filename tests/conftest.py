@@ -67,7 +67,7 @@ def rollups_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(query, "EXACT_VISITORS_UP_TO_VISITS", 0)
     monkeypatch.setattr(query, "SIXTEENTH_UP_TO_VISITS", 10 ** 12)
-    monkeypatch.setattr(query, "_SAMPLE_CHOICES", {})
+    monkeypatch.setattr(query, "_REMEMBERED", {})
 
 
 def app_settings(engine_url: str, **overrides: object) -> Settings:

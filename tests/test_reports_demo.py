@@ -98,7 +98,7 @@ def test_large_ranges_read_a_visitor_sample_equal_to_raw_sample(
     from collector.reports import query
 
     monkeypatch.setattr(query, "EXACT_VISITORS_UP_TO_VISITS", 0)
-    monkeypatch.setattr(query, "_SAMPLE_CHOICES", {})
+    monkeypatch.setattr(query, "_REMEMBERED", {})
     spec = parse_query({"site_id": SITE, "date_range": "7d", "metrics": ["visitors", "visits"],
                         "dimensions": ["visit:device"]})
     planned = run_report(store, spec, SiteContext(SITE), NOW)

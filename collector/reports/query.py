@@ -31,12 +31,13 @@ from collector.storage import Store
 
 # Raw queries over more rows than this read a sample, scaled back up.
 SAMPLE_ABOVE_ROWS = 20_000_000
-# Rollup visitors: exact up to this many visits in the range, then a 1/16 sample,
-# then 1/256 above the second bound (about 100k-300k visitors are merged at most).
+# Visitors: exact (from the raw tables) up to this many visits in the range, then a
+# 1/16 sample, then 1/256 above the second bound (about 100k-300k visitors counted).
 EXACT_VISITORS_UP_TO_VISITS = 300_000
 SIXTEENTH_UP_TO_VISITS = 5_000_000
-SAMPLE_CHOICE_SECONDS = 60.0
-_SAMPLE_CHOICES: dict[tuple[object, ...], tuple[int, float]] = {}
+# Sizes of a range (its visits, its raw rows) that pick the samples, kept this long.
+REMEMBER_SECONDS = 60.0
+_REMEMBERED: dict[tuple[object, ...], tuple[int, float]] = {}
 
 
 @dataclass
@@ -126,13 +127,13 @@ def _visitor_sample(store: Store, site: str, period: DateRange) -> int:
 
 def _remembered(key: tuple[object, ...], compute: Callable[[], int]) -> int:
     """``compute()``, remembered briefly: a dashboard asks about one range a dozen times."""
-    remembered = _SAMPLE_CHOICES.get(key)
-    if remembered is not None and time.monotonic() - remembered[1] < SAMPLE_CHOICE_SECONDS:
+    remembered = _REMEMBERED.get(key)
+    if remembered is not None and time.monotonic() - remembered[1] < REMEMBER_SECONDS:
         return remembered[0]
     value = compute()
-    if len(_SAMPLE_CHOICES) > 1000:
-        _SAMPLE_CHOICES.clear()
-    _SAMPLE_CHOICES[key] = (value, time.monotonic())
+    if len(_REMEMBERED) > 1000:
+        _REMEMBERED.clear()
+    _REMEMBERED[key] = (value, time.monotonic())
     return value
 
 
