@@ -21,22 +21,18 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from collector.channels import channel_of
-from collector.event import Event
+from collector.event import VISIT_COLUMNS, Event, VisitRow
+from collector.schema import VISIT_ATTRIBUTES
+
+__all__ = ["VISIT_COLUMNS", "VisitTracker", "visit_id_of"]
 
 VISIT_TIMEOUT_MS = 30 * 60 * 1000
 DEFAULT_MAX_VISITS = 200_000
 PAGEVIEW = "pageview"
 ENGAGEMENT = "engagement"
 
-# Column order of the rows ``VisitTracker.track`` returns (the ``visits`` table).
-VISIT_COLUMNS: tuple[str, ...] = (
-    "site", "visitor", "visit", "start_time", "end_time", "duration", "pageviews",
-    "events", "interactive_events", "is_bounce", "engaged_ms", "entry_page", "exit_page",
-    "hostname", "referrer", "referrer_source", "referrer_medium", "channel",
-    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-    "browser", "browser_version", "os", "os_version", "device", "screen", "language",
-    "country", "region", "city", "isp", "sign", "version",
-)
+# The visit attributes a visit row copies from its first event, by name.
+_FROM_FIRST_EVENT: tuple[str, ...] = tuple(column.name for column in VISIT_ATTRIBUTES)
 
 
 @dataclass(slots=True)
@@ -53,8 +49,8 @@ class _Visit:
     engaged_ms: int = 0
     exit_page: str = ""
     version: int = 0
-    attributes: tuple[object, ...] = ()  # the first event's, fixed for the visit
-    last_row: tuple[object, ...] = ()  # the +1 row written last, to cancel on update
+    attributes: dict[str, str] | None = None  # the first event's, fixed for the visit
+    last_row: VisitRow | None = None  # the +1 row written last, to cancel on update
 
     @property
     def duration_seconds(self) -> int:
@@ -65,28 +61,28 @@ class _Visit:
     def is_bounce(self) -> int:
         return int(self.pageviews == 1 and self.interactive_events == 0)
 
-    def row(self, sign: int) -> tuple[object, ...]:
+    def row(self) -> VisitRow:
+        """The visit's current state, as a +1 row."""
         first = self.first
-        if not self.attributes:
-            self.attributes = (
-                first.hostname, first.referrer, first.referrer_source, first.referrer_medium,
-                channel_of(first.referrer_source, first.referrer_medium, first.utm_source,
-                           first.utm_medium, first.utm_campaign),
-                first.utm_source, first.utm_medium, first.utm_campaign, first.utm_term,
-                first.utm_content, first.browser, first.browser_version, first.os,
-                first.os_version, first.device, first.screen, first.language, first.country,
-                first.region, first.city, first.isp,
-            )
-        return (
-            first.site, first.visitor, self.visit_id, self.start_ms, self.end_ms,
-            self.duration_seconds, self.pageviews, self.events, self.interactive_events,
-            self.is_bounce, self.engaged_ms, first.pathname, self.exit_page or first.pathname,
-            *self.attributes, sign, self.version,
+        if self.attributes is None:
+            self.attributes = {name: getattr(first, name) for name in _FROM_FIRST_EVENT}
+            self.attributes["channel"] = channel_of(
+                first.referrer_source, first.referrer_medium, first.utm_source,
+                first.utm_medium, first.utm_campaign)
+        return VisitRow(
+            site=first.site, visitor=first.visitor, visit=self.visit_id,
+            start_time_ms=self.start_ms, duration=self.duration_seconds,
+            pageviews=self.pageviews, events=self.events,
+            interactive_events=self.interactive_events, is_bounce=self.is_bounce,
+            engaged_ms=self.engaged_ms, entry_page=first.pathname,
+            exit_page=self.exit_page or first.pathname, sign=1, version=self.version,
+            **self.attributes,
         )
 
-    def cancelling_row(self) -> tuple[object, ...]:
+    def cancelling_row(self) -> VisitRow:
         """The row that cancels the last +1 row (same state and version, sign -1)."""
-        return (*self.last_row[:-2], -1, self.last_row[-1])
+        assert self.last_row is not None
+        return self.last_row._replace(sign=-1)
 
     def absorb(self, event: Event) -> None:
         self.end_ms = max(self.end_ms, event.timestamp_ms)
@@ -124,7 +120,7 @@ class VisitTracker:
         current = self._visits.get((site, visitor))
         return current is not None and timestamp_ms - current.end_ms < self._timeout_ms
 
-    def track(self, event: Event) -> tuple[Event, list[tuple[object, ...]]]:
+    def track(self, event: Event) -> tuple[Event, list[VisitRow]]:
         """The event with its ``visit`` id, and the rows to append to ``visits``."""
         key = (event.site, event.visitor)
         current = self._visits.get(key)
@@ -138,11 +134,11 @@ class VisitTracker:
         cancelled = current.cancelling_row()
         current.absorb(event)
         current.version += 1
-        current.last_row = current.row(1)
+        current.last_row = current.row()
         self._visits.move_to_end(key)
         return event._replace(visit=current.visit_id), [cancelled, current.last_row]
 
-    def _start(self, key: tuple[str, int], event: Event) -> tuple[Event, list[tuple[object, ...]]]:
+    def _start(self, key: tuple[str, int], event: Event) -> tuple[Event, list[VisitRow]]:
         visit_id = visit_id_of(event.site, event.visitor, event.timestamp_ms)
         visit = _Visit(first=event, visit_id=visit_id, start_ms=event.timestamp_ms,
                        end_ms=event.timestamp_ms)
@@ -150,7 +146,7 @@ class VisitTracker:
         self._visits[key] = visit
         self._visits.move_to_end(key)
         self._evict(event.timestamp_ms)
-        visit.last_row = visit.row(1)
+        visit.last_row = visit.row()
         return event._replace(visit=visit_id), [visit.last_row]
 
     def _evict(self, now_ms: int) -> None:

@@ -2,9 +2,10 @@
 
 A dimension is either event-level (a property of each event: page, name,
 hostname, props, goal), visit-level (a property of the visit, taken from its
-first event: source, utm, browser, geo...), or a time bucket. Identifiers only
-ever come from the fixed maps below; the only free text, a custom property
-key, is bound as a parameter.
+first event: source, utm, browser, geo...), or a time bucket. Stored dimensions
+are declared with their column in ``collector.schema``. Identifiers only ever
+come from the fixed maps below; the only free text, a custom property key, is
+bound as a parameter.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from collector.reports.params import Parameters
+from collector.schema import Column, dimension_columns
 
 EVENTS = "events"
 VISITS = "visits"
@@ -30,41 +32,22 @@ class Dimension:
     blank_label: str = ""  # what an empty value is shown as
 
 
-def _visit(column: str, blank_label: str = "", in_rollup: bool = True) -> tuple[str, Dimension]:
-    name = {"referrer_source": "source", "entry_page": "entry_page"}.get(column, column)
-    return f"visit:{name}", Dimension(f"visit:{name}", "visit", column, in_rollup, blank_label)
+def _declared(column: Column) -> tuple[str, Dimension]:
+    level = "event" if column.level == "event" else "visit"
+    return column.dimension, Dimension(column.dimension, level, column.name, column.in_rollup,
+                                       column.blank_label)
 
 
-DIMENSIONS: dict[str, Dimension] = dict([
-    ("event:page", Dimension("event:page", "event", "pathname")),
-    ("event:name", Dimension("event:name", "event", "name")),
-    ("event:hostname", Dimension("event:hostname", "event", "hostname")),
-    ("event:goal", Dimension("event:goal", "event", "")),
-    _visit("entry_page"),
-    ("visit:exit_page", Dimension("visit:exit_page", "visit", "exit_page", in_rollup=False)),
-    _visit("referrer_source", blank_label="Direct / None"),
-    _visit("referrer"),
-    _visit("channel"),
-    _visit("utm_source"),
-    _visit("utm_medium"),
-    _visit("utm_campaign"),
-    _visit("utm_term"),
-    _visit("utm_content"),
-    _visit("browser"),
-    _visit("browser_version"),
-    _visit("os"),
-    _visit("os_version"),
-    _visit("device"),
-    _visit("country"),
-    _visit("region"),
-    _visit("city"),
-    _visit("language"),
-    _visit("isp"),
-    ("time:hour", Dimension("time:hour", "time", "toStartOfHour")),
-    ("time:day", Dimension("time:day", "time", "toDate")),
-    ("time:week", Dimension("time:week", "time", "toMonday")),
-    ("time:month", Dimension("time:month", "time", "toStartOfMonth")),
-])
+# Column dimensions come from the schema declaration; the goal and time buckets are
+# computed, not stored.
+DIMENSIONS: dict[str, Dimension] = {
+    **dict(_declared(column) for column in dimension_columns()),
+    "event:goal": Dimension("event:goal", "event", ""),
+    "time:hour": Dimension("time:hour", "time", "toStartOfHour"),
+    "time:day": Dimension("time:day", "time", "toDate"),
+    "time:week": Dimension("time:week", "time", "toMonday"),
+    "time:month": Dimension("time:month", "time", "toStartOfMonth"),
+}
 
 # The time column each source buckets by: visits count where they start.
 TIME_COLUMNS = {EVENTS: "timestamp", VISITS: "start_time", EVENTS_ROLLUP: "hour",
@@ -82,10 +65,6 @@ def dimension(name: str) -> Dimension:
     if name.startswith(PROPS_PREFIX):
         return Dimension(name, "event", "", in_rollup=False)
     return DIMENSIONS[name]
-
-
-def level_of(name: str) -> str:
-    return dimension(name).level
 
 
 def raw_table_of(level: str) -> str:

@@ -1,8 +1,23 @@
-"""Versioned schema migrations: numbered SQL files applied once, in order.
+"""Versioned schema migrations: numbered SQL files, rendered per deployment, applied once.
 
 Each ``NNNN_name.sql`` file beside this module holds statements separated by
 ``;`` on a line end. Applied versions are recorded in ``schema_migrations``, so
 running them again (at every startup, or by ``collector migrate``) is a no-op.
+
+Files are templates, rendered for the deployment before they run:
+
+    {{on_cluster}}            nothing on one node; `` ON CLUSTER `name` `` on a cluster
+    {{engine: MergeTree}}     the engine as written on one node; its Replicated form,
+                              with the table's own replication path, on a cluster
+    {{visits_rollup_select}}, {{visits_rollup_daily_select: DIMENSIONS}},
+    {{events_rollup_daily_select: DIMENSIONS}}
+                              the rollup views' SELECTs (``collector.storage.rollups``)
+
+Two comment directives run after a file's statements, over the rows already
+stored (a materialized view only sees rows inserted after it exists):
+
+    -- backfill: VIEW TARGET          VIEW's whole SELECT into TARGET
+    -- backfill-dimensions: A, B      the daily visits rollup, for added dimensions only
 """
 
 from __future__ import annotations
@@ -10,19 +25,52 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass
 from importlib import resources
 
+from collector.errors import ConfigurationError
 from collector.storage.client import Store
+from collector.storage.rollups import RENDERERS, visits_rollup_daily_select
+from collector.storage.schema_check import verify_schema
 
 logger = logging.getLogger("collector")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-# "-- backfill: VIEW TARGET": after the statements, run VIEW's SELECT over the rows
-# already stored, into TARGET (a materialized view only sees rows inserted later).
 _BACKFILL = re.compile(r"^-- backfill: (\w+) (\w+)$", re.MULTILINE)
+_BACKFILL_DIMENSIONS = re.compile(r"^-- backfill-dimensions: ([\w, ]+)$", re.MULTILINE)
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*(?::([^}]*))?\}\}")
+_CREATED_TABLE = re.compile(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)")
+_ENGINE = re.compile(r"^(\w+)(?:\((.*)\))?$", re.DOTALL)
+# Mutations (type changes) finish before the next statement runs: a migration is done
+# when it returns, and its duration is the real one.
+MIGRATION_SETTINGS = {"mutations_sync": 2}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What migrations render for: one node (the default), or a named ClickHouse cluster."""
+
+    cluster: str = ""
+
+    @property
+    def on_cluster(self) -> str:
+        return f" ON CLUSTER `{self.cluster}`" if self.cluster else ""
+
+    def engine(self, written: str, table: str) -> str:
+        if not self.cluster:
+            return written
+        match = _ENGINE.match(written.strip())
+        if match is None:
+            raise ConfigurationError(f"cannot replicate the engine {written!r}")
+        name, arguments = match.group(1), match.group(2)
+        path = f"'/clickhouse/tables/{{shard}}/{{database}}/{table}', '{{replica}}'"
+        return f"Replicated{name}({path}{', ' + arguments if arguments else ''})"
+
+
+SINGLE_NODE = Deployment()
 
 
 def available_migrations() -> list[tuple[int, str, str]]:
-    """(version, file name, SQL) for every migration shipped with the package."""
+    """(version, file name, SQL template) for every migration shipped with the package."""
     folder = resources.files("collector.storage") / "migrations"
     found = []
     for entry in folder.iterdir():
@@ -32,56 +80,101 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def applied_versions(store: Store) -> set[int]:
-    _ensure_migrations_table(store)
+def render(template: str, deployment: Deployment = SINGLE_NODE) -> list[str]:
+    """The statements of a migration template, rendered for ``deployment``."""
+    statements = []
+    for statement in split_statements(template):
+        created = _CREATED_TABLE.search(statement)
+
+        def replace(match: re.Match[str], table: str = created.group(1) if created else "") \
+                -> str:
+            name, argument = match.group(1), (match.group(2) or "").strip()
+            if name == "on_cluster":
+                return deployment.on_cluster
+            if name == "engine":
+                if not table:
+                    raise ConfigurationError("{{engine}} outside CREATE TABLE")
+                return deployment.engine(argument, table)
+            if name in RENDERERS:
+                return RENDERERS[name](argument)
+            raise ConfigurationError(f"unknown migration placeholder {{{{{name}}}}}")
+
+        statements.append(_PLACEHOLDER.sub(replace, statement))
+    return statements
+
+
+def applied_versions(store: Store, deployment: Deployment = SINGLE_NODE) -> set[int]:
+    _ensure_migrations_table(store, deployment)
     return {row[0] for row in store.rows("SELECT version FROM schema_migrations")}
 
 
-def migrate(store: Store, retention_months: int = 13) -> list[str]:
-    """Apply pending migrations and the retention TTL; return the names applied."""
-    done = applied_versions(store)
+def migrate(store: Store, retention_months: int = 13, deployment: Deployment = SINGLE_NODE,
+            up_to: int | None = None) -> list[str]:
+    """Apply pending migrations (up to version ``up_to``) and the retention TTL.
+
+    Returns the names applied. A fully migrated store is then checked against
+    ``collector.schema``: a declared column without its migration stops here.
+    """
+    done = applied_versions(store, deployment)
     applied = []
-    for version, name, sql in available_migrations():
-        if version in done:
+    for version, name, template in available_migrations():
+        if version in done or (up_to is not None and version > up_to):
             continue
-        for statement in split_statements(sql):
-            store.command(statement)
-        for view, target in _BACKFILL.findall(sql):
-            _backfill(store, view, target)
+        _apply(store, name, template, deployment)
         store.command(
             "INSERT INTO schema_migrations (version, name, applied_ms) VALUES "
             "({version:UInt32}, {name:String}, {now:UInt64})",
             {"version": version, "name": name, "now": int(time.time() * 1000)},
         )
         applied.append(name)
-    apply_retention(store, retention_months)
+    apply_retention(store, retention_months, deployment)
+    if up_to is None:
+        verify_schema(store)
     return applied
 
 
-def apply_retention(store: Store, months: int) -> None:
-    """Make the raw-events TTL match the retention setting (a no-op when it already does)."""
-    if months < 1:
-        raise ValueError("retention must be at least one month")
-    ddl = store.rows(
-        "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
-        "AND name = 'events'"
-    )[0][0]
-    wanted = f"toIntervalMonth({months})"
-    if wanted not in ddl.replace(" ", ""):
-        store.command(
-            f"ALTER TABLE events MODIFY TTL toDateTime(timestamp) + INTERVAL {int(months)} MONTH",
-            settings={"materialize_ttl_after_modify": 1},
-        )
-
-
-def _backfill(store: Store, view: str, target: str) -> None:
-    select = store.rows("SELECT as_select FROM system.tables WHERE database = currentDatabase() "
-                        "AND name = {view:String}", {"view": view})[0][0]
-    # Minutes on a large store: say so before, and how long it took after.
-    logger.info("filling %s from the rows already stored...", target)
+def _apply(store: Store, name: str, template: str, deployment: Deployment) -> None:
     started = time.monotonic()
-    store.command(f"INSERT INTO {target} {select}")
-    logger.info("filled %s in %.1f s", target, time.monotonic() - started)
+    for statement in render(template, deployment):
+        store.command(statement, settings=MIGRATION_SETTINGS)
+    for view, target in _BACKFILL.findall(template):
+        _run_logged(store, f"filling {target} from the rows already stored",
+                    f"INSERT INTO {target} {_view_select(store, view)}")
+    for listed in _BACKFILL_DIMENSIONS.findall(template):
+        dimensions = [part.strip() for part in listed.split(",") if part.strip()]
+        _run_logged(store, f"rolling up {', '.join(dimensions)} of the visits already stored",
+                    "INSERT INTO visits_rollup_daily "
+                    + visits_rollup_daily_select(dimensions, with_total=False))
+    logger.info("applied migration %s in %.1f s", name, time.monotonic() - started)
+
+
+def _view_select(store: Store, view: str) -> str:
+    return str(store.rows("SELECT as_select FROM system.tables WHERE database = "
+                          "currentDatabase() AND name = {view:String}", {"view": view})[0][0])
+
+
+def _run_logged(store: Store, what: str, sql: str) -> None:
+    # Minutes on a large store: say so before, and how long it took after.
+    logger.info("%s...", what)
+    started = time.monotonic()
+    store.command(sql)
+    logger.info("%s: done in %.1f s", what, time.monotonic() - started)
+
+
+def apply_retention(store: Store, months: int, deployment: Deployment = SINGLE_NODE) -> None:
+    """Make the raw tables' TTL match the retention setting (a no-op when it already does)."""
+    if months < 1:
+        raise ConfigurationError(f"retention must be at least 1 month, not {months}")
+    for table, column in (("events", "timestamp"), ("visits", "start_time")):
+        ddl = store.rows(
+            "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
+            "AND name = {table:String}", {"table": table})[0][0]
+        if f"toIntervalMonth({int(months)})" not in ddl.replace(" ", ""):
+            store.command(
+                f"ALTER TABLE {table}{deployment.on_cluster} MODIFY TTL "
+                f"toDateTime({column}) + INTERVAL {int(months)} MONTH",
+                settings={"materialize_ttl_after_modify": 1},
+            )
 
 
 def split_statements(sql: str) -> list[str]:
@@ -91,9 +184,10 @@ def split_statements(sql: str) -> list[str]:
     return [part.strip() for part in re.split(r";\s*\n", without_comments + "\n") if part.strip()]
 
 
-def _ensure_migrations_table(store: Store) -> None:
+def _ensure_migrations_table(store: Store, deployment: Deployment) -> None:
     store.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        f"CREATE TABLE IF NOT EXISTS schema_migrations{deployment.on_cluster} "
         "(version UInt32, name String, applied_ms UInt64) "
-        "ENGINE = ReplacingMergeTree ORDER BY version"
+        f"ENGINE = {deployment.engine('ReplacingMergeTree', 'schema_migrations')} "
+        "ORDER BY version"
     )

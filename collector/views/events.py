@@ -18,9 +18,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from collector.errors import ClientError, InvalidField, PayloadTooLarge
-from collector.event import Event
 from collector.ingest import IncomingEvent, parse_event
 from collector.pipeline import Dropped
+from collector.recording import Recorder
 
 CORS_HEADERS = {
     # Cross-site posts from any tracked page; never with credentials.
@@ -105,17 +105,8 @@ def _decoded_headers(scope: Scope) -> dict[str, str]:
 
 def _store(state: State, headers: dict[str, str], peer: str | None, incoming: IncomingEvent,
            size: int) -> Dropped | None:
-    outcome = state.pipeline.process(incoming, peer, headers)
-    if isinstance(outcome, Dropped):
-        return outcome
-    events: list[Event] = []
-    visit_rows: list[tuple[object, ...]] = []
-    for event in outcome:
-        tracked, rows = state.visit_tracker.track(event)
-        events.append(tracked)
-        visit_rows.extend(rows)
-    state.writer.add({"events": events, "visits": visit_rows}, size or 256 * len(events))
-    return None
+    recorder: Recorder = state.recorder
+    return recorder.record(incoming, peer, headers, size)
 
 
 def _pixel_event(request: Request, headers: dict[str, str]) -> IncomingEvent:

@@ -1,6 +1,6 @@
 -- Raw events: one row per accepted event. No column can hold an IP address,
 -- a raw user agent, a query string or an exact screen size.
-CREATE TABLE IF NOT EXISTS events
+CREATE TABLE IF NOT EXISTS events{{on_cluster}}
 (
     site            LowCardinality(String),
     timestamp       DateTime64(3, 'UTC'),
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS events
     scroll_depth    UInt8,
     engaged_ms      UInt32
 )
-ENGINE = MergeTree
+ENGINE = {{engine: MergeTree}}
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (site, toDate(timestamp), visitor, timestamp)
 SAMPLE BY visitor
@@ -43,7 +43,7 @@ TTL toDateTime(timestamp) + INTERVAL 13 MONTH DELETE
 SETTINGS non_replicated_deduplication_window = 10000;
 
 -- Site allow-list and per-site settings. Latest version of a domain wins.
-CREATE TABLE IF NOT EXISTS sites
+CREATE TABLE IF NOT EXISTS sites{{on_cluster}}
 (
     domain          String,
     timezone        String DEFAULT 'UTC',
@@ -52,18 +52,18 @@ CREATE TABLE IF NOT EXISTS sites
     deleted         UInt8 DEFAULT 0,
     version         UInt64
 )
-ENGINE = ReplacingMergeTree(version)
+ENGINE = {{engine: ReplacingMergeTree(version)}}
 ORDER BY domain;
 
 -- One salt per UTC day, one partition per day, so that dropping a day's
 -- partition removes its bytes from disk.
-CREATE TABLE IF NOT EXISTS salts
+CREATE TABLE IF NOT EXISTS salts{{on_cluster}}
 (
     day             Date,
     salt            String,
     created_ms      UInt64
 )
-ENGINE = MergeTree
+ENGINE = {{engine: MergeTree}}
 PARTITION BY toYYYYMMDD(day)
 ORDER BY (day, created_ms, salt)
 SETTINGS old_parts_lifetime = 1;

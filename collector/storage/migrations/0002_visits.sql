@@ -3,7 +3,7 @@
 -- row with the new state; every visit metric is a sum over sign, so results
 -- are right whether or not ClickHouse has collapsed the pairs yet.
 -- A visit's attributes (source, utm, browser, geo...) are those of its first event.
-CREATE TABLE IF NOT EXISTS visits
+CREATE TABLE IF NOT EXISTS visits{{on_cluster}}
 (
     site               LowCardinality(String),
     visitor            UInt64,
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS visits
     sign               Int8,
     version            UInt32
 )
-ENGINE = VersionedCollapsingMergeTree(sign, version)
+ENGINE = {{engine: VersionedCollapsingMergeTree(sign, version)}}
 PARTITION BY toYYYYMM(start_time)
 ORDER BY (site, toDate(start_time), visitor, visit)
 SAMPLE BY visitor

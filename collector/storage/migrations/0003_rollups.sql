@@ -12,7 +12,7 @@
 -- tables, which are SAMPLE BY visitor). Merging uniq states costs as much as
 -- counting the visitors themselves, so large ranges read a sample of them;
 -- the sums stay exact.
-CREATE TABLE IF NOT EXISTS visits_rollup
+CREATE TABLE IF NOT EXISTS visits_rollup{{on_cluster}}
 (
     site        LowCardinality(String),
     dimension   LowCardinality(String),
@@ -27,13 +27,13 @@ CREATE TABLE IF NOT EXISTS visits_rollup
     bounces     SimpleAggregateFunction(sum, Int64),
     duration    SimpleAggregateFunction(sum, Int64)
 )
-ENGINE = AggregatingMergeTree
+ENGINE = {{engine: AggregatingMergeTree}}
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site, dimension, hour, value)
 TTL hour + INTERVAL 25 MONTH DELETE
 SETTINGS non_replicated_deduplication_window = 10000;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS visits_rollup_mv TO visits_rollup AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS visits_rollup_mv{{on_cluster}} TO visits_rollup AS
 SELECT
     site,
     pair.1 AS dimension,
@@ -74,7 +74,7 @@ GROUP BY site, dimension, hour, value;
 
 -- Events per (hour, name, hostname, page): pages, custom events and goals.
 -- Engagement events only refine visit durations; they are not counted here.
-CREATE TABLE IF NOT EXISTS events_rollup
+CREATE TABLE IF NOT EXISTS events_rollup{{on_cluster}}
 (
     site        LowCardinality(String),
     hour        DateTime('UTC'),
@@ -87,13 +87,13 @@ CREATE TABLE IF NOT EXISTS events_rollup
     visits      AggregateFunction(uniq, UInt64),
     events      SimpleAggregateFunction(sum, UInt64)
 )
-ENGINE = AggregatingMergeTree
+ENGINE = {{engine: AggregatingMergeTree}}
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site, hour, name, hostname, pathname)
 TTL hour + INTERVAL 25 MONTH DELETE
 SETTINGS non_replicated_deduplication_window = 10000;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS events_rollup_mv TO events_rollup AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS events_rollup_mv{{on_cluster}} TO events_rollup AS
 SELECT
     site,
     toStartOfHour(timestamp) AS hour,
@@ -113,14 +113,14 @@ GROUP BY site, hour, name, hostname, pathname;
 -- read whole UTC days from these and only the edge hours from the hourly
 -- tables: a 30-day breakdown merges 30 rows per value instead of 720. The
 -- `hour` column holds the day's midnight, so both levels share one shape.
-CREATE TABLE IF NOT EXISTS visits_rollup_daily AS visits_rollup
-ENGINE = AggregatingMergeTree
+CREATE TABLE IF NOT EXISTS visits_rollup_daily{{on_cluster}} AS visits_rollup
+ENGINE = {{engine: AggregatingMergeTree}}
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site, dimension, hour, value)
 TTL hour + INTERVAL 25 MONTH DELETE
 SETTINGS non_replicated_deduplication_window = 10000;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS visits_rollup_daily_mv TO visits_rollup_daily AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS visits_rollup_daily_mv{{on_cluster}} TO visits_rollup_daily AS
 SELECT site, dimension, day_start AS hour, value, visitors_day AS visitors,
        visitors_s16_day AS visitors_s16, visitors_s256_day AS visitors_s256,
        visits_day AS visits, pageviews_day AS pageviews, events_day AS events,
@@ -138,14 +138,14 @@ FROM
     GROUP BY site, dimension, day_start, value
 );
 
-CREATE TABLE IF NOT EXISTS events_rollup_daily AS events_rollup
-ENGINE = AggregatingMergeTree
+CREATE TABLE IF NOT EXISTS events_rollup_daily{{on_cluster}} AS events_rollup
+ENGINE = {{engine: AggregatingMergeTree}}
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site, hour, name, hostname, pathname)
 TTL hour + INTERVAL 25 MONTH DELETE
 SETTINGS non_replicated_deduplication_window = 10000;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS events_rollup_daily_mv TO events_rollup_daily AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS events_rollup_daily_mv{{on_cluster}} TO events_rollup_daily AS
 SELECT site, day_start AS hour, name, hostname, pathname, visitors_day AS visitors,
        visitors_s16_day AS visitors_s16, visitors_s256_day AS visitors_s256,
        visits_day AS visits, events_day AS events

@@ -13,16 +13,16 @@
 -- level. Reports read whole UTC days from them and compute the hours at either
 -- edge of a range (site timezones) from the raw rows with the same SELECT.
 
-DROP VIEW IF EXISTS visits_rollup_daily_mv;
-DROP VIEW IF EXISTS events_rollup_daily_mv;
-DROP VIEW IF EXISTS visits_rollup_mv;
-DROP VIEW IF EXISTS events_rollup_mv;
-DROP TABLE IF EXISTS visits_rollup_daily;
-DROP TABLE IF EXISTS events_rollup_daily;
-DROP TABLE IF EXISTS visits_rollup;
-DROP TABLE IF EXISTS events_rollup;
+DROP VIEW IF EXISTS visits_rollup_daily_mv{{on_cluster}};
+DROP VIEW IF EXISTS events_rollup_daily_mv{{on_cluster}};
+DROP VIEW IF EXISTS visits_rollup_mv{{on_cluster}};
+DROP VIEW IF EXISTS events_rollup_mv{{on_cluster}};
+DROP TABLE IF EXISTS visits_rollup_daily{{on_cluster}};
+DROP TABLE IF EXISTS events_rollup_daily{{on_cluster}};
+DROP TABLE IF EXISTS visits_rollup{{on_cluster}};
+DROP TABLE IF EXISTS events_rollup{{on_cluster}};
 
-CREATE TABLE visits_rollup
+CREATE TABLE visits_rollup{{on_cluster}}
 (
     site          LowCardinality(String),
     dimension     LowCardinality(String),
@@ -36,17 +36,22 @@ CREATE TABLE visits_rollup
     bounces       SimpleAggregateFunction(sum, Int64),
     duration      SimpleAggregateFunction(sum, Int64)
 )
-ENGINE = AggregatingMergeTree
+ENGINE = {{engine: AggregatingMergeTree}}
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site, dimension, hour, value)
 TTL hour + INTERVAL 25 MONTH DELETE
 SETTINGS non_replicated_deduplication_window = 10000;
 
-CREATE TABLE visits_rollup_daily AS visits_rollup;
+CREATE TABLE visits_rollup_daily{{on_cluster}} AS visits_rollup
+ENGINE = {{engine: AggregatingMergeTree}}
+PARTITION BY toYYYYMM(hour)
+ORDER BY (site, dimension, hour, value)
+TTL hour + INTERVAL 25 MONTH DELETE
+SETTINGS non_replicated_deduplication_window = 10000;
 
 -- Sums over sign: a visit's -1/+1 update pairs cancel exactly. A cancelled row
 -- has the same visitor as its replacement, so the samples are unaffected.
-CREATE MATERIALIZED VIEW visits_rollup_mv TO visits_rollup AS
+CREATE MATERIALIZED VIEW visits_rollup_mv{{on_cluster}} TO visits_rollup AS
 SELECT
     site,
     '' AS dimension,
@@ -64,7 +69,7 @@ GROUP BY site, hour;
 
 -- exit_page is left out on purpose: it changes within a visit, so it is read
 -- from the collapsed raw table.
-CREATE MATERIALIZED VIEW visits_rollup_daily_mv TO visits_rollup_daily AS
+CREATE MATERIALIZED VIEW visits_rollup_daily_mv{{on_cluster}} TO visits_rollup_daily AS
 SELECT
     site,
     pair.1 AS dimension,
@@ -104,7 +109,7 @@ GROUP BY site, dimension, hour, value;
 
 -- Pages, custom events and goals. Engagement events only refine visit
 -- durations; they are not counted here. Visits are sampled by visitor too.
-CREATE TABLE events_rollup_daily
+CREATE TABLE events_rollup_daily{{on_cluster}}
 (
     site          LowCardinality(String),
     hour          DateTime('UTC'),
@@ -117,13 +122,13 @@ CREATE TABLE events_rollup_daily
     visits_s256   AggregateFunction(uniq, UInt64),
     events        SimpleAggregateFunction(sum, UInt64)
 )
-ENGINE = AggregatingMergeTree
+ENGINE = {{engine: AggregatingMergeTree}}
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site, hour, name, hostname, pathname)
 TTL hour + INTERVAL 25 MONTH DELETE
 SETTINGS non_replicated_deduplication_window = 10000;
 
-CREATE MATERIALIZED VIEW events_rollup_daily_mv TO events_rollup_daily AS
+CREATE MATERIALIZED VIEW events_rollup_daily_mv{{on_cluster}} TO events_rollup_daily AS
 SELECT
     site,
     toStartOfDay(timestamp) AS hour,
