@@ -24,8 +24,27 @@ from collector.storage import Store, migrate, open_store
 # The browser tests' fixtures (`collector` on a real port, `browser`).
 pytest_plugins = ["tests.browser_support"]
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-TESTDATA = SHARED / "testdata"
+# The large corpora (MaxMind's test databases, user-agent and referrer-spam lists) live
+# beside the repository, not in it: a clone from the public home has no ../shared.
+TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+
+
+def shared_testdata(corpus: str, *parts: str) -> Path:
+    """A path inside the optional corpus ``../shared/testdata/<corpus>``.
+
+    Skips the calling test when the corpus folder is absent, naming it. A missing file
+    inside a present folder is not skipped: the test then fails, as a broken corpus should.
+    """
+    folder = TESTDATA / corpus
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent (a clone from the public home has none)")
+    return folder.joinpath(*parts)
+
+
+def shared_testdata_lines(corpus: str, name: str) -> list[str]:
+    """The non-empty lines of one corpus file; skips like ``shared_testdata``."""
+    text = shared_testdata(corpus, name).read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="session")

@@ -64,13 +64,13 @@ def test_a_second_migrate_is_a_no_op(tmp_path: Path) -> None:
     assert first[0] == 0 and second == (0, "schema is up to date\n", "")
 
 
-def test_lists_update_downloads_the_spam_list(tmp_path: Path) -> None:
-    from tests.conftest import TESTDATA, serving_directory
-
-    with serving_directory(TESTDATA / "referrers") as base_url:
-        url = f"{base_url}/spammers.txt"
-        (updated, missing) = run_cli(tmp_path, ["lists", "update", "--url", url],
-                                     ["lists", "update", "--url", url + ".missing"])
-    assert updated[0] == 0 and "2347 referrer-spam hosts" in updated[1]
+def test_lists_update_downloads_the_spam_list(tmp_path: Path,
+                                              served: tuple[Path, str]) -> None:
+    root, base_url = served
+    (root / "spammers.txt").write_text("".join(f"seo-{n}.example\n" for n in range(150)))
+    url = f"{base_url}/spammers.txt"
+    (updated, missing) = run_cli(tmp_path, ["lists", "update", "--url", url],
+                                 ["lists", "update", "--url", url + ".missing"])
+    assert updated[0] == 0 and "150 referrer-spam hosts" in updated[1]
     assert (tmp_path / "referrer-spam.txt").exists()
     assert missing[0] == 1 and missing[2].startswith("collector: ")

@@ -1,4 +1,9 @@
-"""collector.enrich.geo and geo_update: MaxMind test databases, flat schema, reload, download."""
+"""collector.enrich.geo and geo_update: MaxMind's test databases, reload, download.
+
+MaxMind's own test files come from the optional corpus ../shared/testdata/maxmind; those
+tests skip without it, and tests/test_enrich_geo_layouts.py covers the same layouts on
+databases it writes itself.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +11,25 @@ import gzip
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
 
 from collector.enrich import DBIP_ATTRIBUTION, GeoLookup, Location, update_geoip_database
 from collector.enrich.geo_update import GEOIP_FILENAME
 from collector.errors import CollectorError, ConfigurationError
+from tests.conftest import shared_testdata
+from tests.mmdb_files import write_mmdb
 
-MAXMIND = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "maxmind"
-CITY = MAXMIND / "GeoIP2-City-Test.mmdb"
-LITE_CITY = MAXMIND / "GeoLite2-City-Test.mmdb"
-COUNTRY = MAXMIND / "GeoLite2-Country-Test.mmdb"
-ASN = MAXMIND / "GeoLite2-ASN-Test.mmdb"
-BROKEN = MAXMIND / "MaxMind-DB-test-broken-pointers-24.mmdb"
+CITY = "GeoIP2-City-Test.mmdb"
+LITE_CITY = "GeoLite2-City-Test.mmdb"
+COUNTRY = "GeoLite2-Country-Test.mmdb"
+ASN = "GeoLite2-ASN-Test.mmdb"
+BROKEN = "MaxMind-DB-test-broken-pointers-24.mmdb"
 
 
-def _write_db(path: Path, networks: dict[str, dict[str, Any]], kind: str = "Test") -> Path:
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type=kind)
-    for network, record in networks.items():
-        writer.insert_network(IPSet([network]), record)
-    writer.to_db_file(str(path))
-    return path
+@pytest.fixture(scope="module")
+def maxmind() -> Path:
+    return shared_testdata("maxmind")
 
 
 class Clock:
@@ -41,32 +41,32 @@ class Clock:
 
 
 @pytest.mark.parametrize("database", [CITY, LITE_CITY])
-def test_geoip2_city_schema(database: Path) -> None:
-    geo = GeoLookup(database, None)
+def test_geoip2_city_schema(maxmind: Path, database: str) -> None:
+    geo = GeoLookup(maxmind / database, None)
     assert geo.lookup("81.2.69.142") == Location("GB", "GB-ENG", "", "")
     assert geo.lookup("89.160.20.112") == Location("SE", "SE-E", "", "")
     assert geo.lookup("216.160.83.56").region == "US-WA"
 
 
-def test_city_only_when_asked() -> None:
+def test_city_only_when_asked(maxmind: Path) -> None:
     # City-level location is off by default (PRIVACY: minimal fields).
-    assert GeoLookup(CITY, None).lookup("81.2.69.142").city == ""
-    assert GeoLookup(CITY, None, keep_city=True).lookup("81.2.69.142").city == "London"
+    assert GeoLookup(maxmind / CITY, None).lookup("81.2.69.142").city == ""
+    assert GeoLookup(maxmind / CITY, None, keep_city=True).lookup("81.2.69.142").city == "London"
 
 
-def test_country_database_and_ipv6() -> None:
-    assert GeoLookup(COUNTRY, None).lookup("2001:218::") == Location("JP", "", "", "")
+def test_country_database_and_ipv6(maxmind: Path) -> None:
+    assert GeoLookup(maxmind / COUNTRY, None).lookup("2001:218::") == Location("JP", "", "", "")
 
 
-def test_asn_database_gives_isp() -> None:
-    geo = GeoLookup(COUNTRY, ASN)
+def test_asn_database_gives_isp(maxmind: Path) -> None:
+    geo = GeoLookup(maxmind / COUNTRY, maxmind / ASN)
     assert geo.lookup("1.128.0.0").isp == "Telstra Pty Ltd"
     assert geo.lookup("89.160.20.112") == Location("SE", "", "", "Bredband2 AB")
 
 
 @pytest.mark.parametrize("ip", ["", "not an ip", "999.1.1.1", "10.0.0.1", "::1"])
-def test_invalid_or_unknown_address_is_empty(ip: str) -> None:
-    assert GeoLookup(CITY, ASN).lookup(ip) == Location("", "", "", "")
+def test_invalid_or_unknown_address_is_empty(maxmind: Path, ip: str) -> None:
+    assert GeoLookup(maxmind / CITY, maxmind / ASN).lookup(ip) == Location("", "", "", "")
 
 
 def test_location_has_no_coordinates() -> None:
@@ -80,15 +80,15 @@ def test_no_database_configured() -> None:
     assert "collector geoip update" in geo.describe()
 
 
-def test_describe_names_loaded_databases() -> None:
-    description = GeoLookup(CITY, ASN).describe()
+def test_describe_names_loaded_databases(maxmind: Path) -> None:
+    description = GeoLookup(maxmind / CITY, maxmind / ASN).describe()
     assert "GeoIP2-City" in description and "GeoLite2-ASN" in description
 
 
-def test_broken_database_fails_at_startup() -> None:
-    with pytest.raises(ConfigurationError, match="COLLECTOR_GEOIP_DB") as caught:
-        GeoLookup(BROKEN, None)
-    assert str(BROKEN) in str(caught.value)
+def test_broken_database_fails_at_startup(maxmind: Path) -> None:
+    with pytest.raises(ConfigurationError, match="COLLECTOR_GEOIP_DB: .* is corrupt") as caught:
+        GeoLookup(maxmind / BROKEN, None)
+    assert str(maxmind / BROKEN) in str(caught.value)
 
 
 def test_missing_or_garbage_files_fail_at_startup(tmp_path: Path) -> None:
@@ -100,31 +100,13 @@ def test_missing_or_garbage_files_fail_at_startup(tmp_path: Path) -> None:
         GeoLookup(garbage, None)
 
 
-def test_flat_ip_location_db_schema(tmp_path: Path) -> None:
-    city = _write_db(
-        tmp_path / "dbip-city.mmdb",
-        {
-            "81.2.69.0/24": {"country_code": "GB", "state1": "ENG", "city": "London"},
-            "2001:218::/32": {"country_code": "JP", "state1": "", "city": ""},
-        },
-    )
-    asn = _write_db(
-        tmp_path / "asn.mmdb",
-        {"81.2.69.0/24": {"autonomous_system_number": 20712, "as_organization": "Andrews"}},
-    )
-    geo = GeoLookup(city, asn, keep_city=True)
-    assert geo.lookup("81.2.69.142") == Location("GB", "GB-ENG", "London", "Andrews")
-    assert geo.lookup("2001:218::1") == Location("JP", "", "", "")
-    assert GeoLookup(city, None).lookup("81.2.69.142").city == ""
-
-
 def test_reloads_when_the_file_changes(tmp_path: Path) -> None:
-    path = _write_db(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
+    path = write_mmdb(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
     clock = Clock()
     geo = GeoLookup(path, None, clock=clock)
     assert geo.lookup("192.0.2.1").country == "FR"
 
-    replacement = _write_db(
+    replacement = write_mmdb(
         tmp_path / "new.mmdb", {"192.0.2.0/24": {"country_code": "DE", "city": "Berlin"}}
     )
     os.replace(replacement, path)
@@ -136,11 +118,11 @@ def test_reloads_when_the_file_changes(tmp_path: Path) -> None:
 
 
 def test_opt_in_address_cache_is_cleared_on_reload(tmp_path: Path) -> None:
-    path = _write_db(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
+    path = write_mmdb(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
     clock = Clock()
     geo = GeoLookup(path, None, clock=clock, cache_size=16)
     assert geo.lookup("192.0.2.1") is geo.lookup("192.0.2.1")
-    replacement = _write_db(tmp_path / "new.mmdb", {"192.0.2.0/24": {"country_code": "DE"}})
+    replacement = write_mmdb(tmp_path / "new.mmdb", {"192.0.2.0/24": {"country_code": "DE"}})
     os.replace(replacement, path)
     os.utime(path, ns=(1, 1))
     clock.now += 31
@@ -148,7 +130,7 @@ def test_opt_in_address_cache_is_cleared_on_reload(tmp_path: Path) -> None:
 
 
 def test_keeps_old_database_when_the_new_file_is_broken(tmp_path: Path) -> None:
-    path = _write_db(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
+    path = write_mmdb(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
     clock = Clock()
     geo = GeoLookup(path, None, clock=clock)
     # Updates replace the file (new inode), as update_geoip_database does.
@@ -163,7 +145,7 @@ def test_keeps_old_database_when_the_new_file_is_broken(tmp_path: Path) -> None:
 
 
 def _gzip_country_db(directory: Path, name: str) -> None:
-    database = _write_db(
+    database = write_mmdb(
         directory / "plain.mmdb",
         {
             "8.8.8.0/24": {"country": {"iso_code": "US"}},
@@ -212,7 +194,7 @@ def test_update_rejects_a_database_without_countries(
     served: tuple[Path, str], tmp_path: Path
 ) -> None:
     root, base = served
-    _write_db(root / "empty.mmdb", {"192.0.2.0/24": {"name": "documentation"}})
+    write_mmdb(root / "empty.mmdb", {"192.0.2.0/24": {"name": "documentation"}})
     with pytest.raises(CollectorError, match="no country"):
         update_geoip_database(tmp_path, base + "/empty.mmdb")
 

@@ -1,4 +1,8 @@
-"""collector.enrich.referrers and spam: referrer host → source/medium; spam blocklist."""
+"""collector.enrich.referrers and spam: referrer host → source/medium; spam blocklist.
+
+The spam list is tested on a small inline list, and on Matomo's real one when the
+optional corpus ../shared/testdata/referrers is present (those tests skip without it).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,18 @@ import pytest
 
 from collector.enrich import ReferrerClass, SpamList, classify_referrer, update_spam_list
 from collector.enrich.referrers import KNOWN_REFERRERS, MEDIUMS
+from collector.enrich.spam import MINIMUM_HOSTS
 from collector.errors import CollectorError
+from tests.conftest import shared_testdata
 
-SPAMMERS = (
-    Path(__file__).resolve().parents[2] / "shared" / "testdata" / "referrers" / "spammers.txt"
-)
+# Shaped like Matomo's list: one host per line, some subdomains, a trailing newline.
+INLINE_SPAM_LIST = """\
+best-seo-offer.example
+buttons-for-website.example
+free-traffic.example
+get-more-visitors.example
+share.social-buttons.example
+"""
 
 
 @pytest.mark.parametrize(
@@ -79,17 +90,28 @@ def test_table_is_large_and_clean() -> None:
 
 
 @pytest.fixture(scope="module")
-def spam() -> SpamList:
-    return SpamList.from_file(SPAMMERS)
+def spammers() -> Path:
+    """Matomo's community list, from the optional corpus."""
+    return shared_testdata("referrers", "spammers.txt")
 
 
-def test_spam_list_loads_every_host(spam: SpamList) -> None:
-    hosts = [line for line in SPAMMERS.read_text().splitlines() if line.strip()]
-    assert len(spam) == len(set(hosts))
+@pytest.fixture
+def inline_spam_file(tmp_path: Path) -> Path:
+    path = tmp_path / "referrer-spam.txt"
+    path.write_text(INLINE_SPAM_LIST, encoding="utf-8")
+    return path
 
 
-def test_spam_matches_host_and_subdomains_only(spam: SpamList) -> None:
-    listed = next(line for line in SPAMMERS.read_text().splitlines() if line.count(".") == 1)
+def test_inline_spam_list_loads_every_host(inline_spam_file: Path) -> None:
+    assert len(SpamList.from_file(inline_spam_file)) == 5
+
+
+def test_spam_list_loads_every_host(spammers: Path) -> None:
+    hosts = [line for line in spammers.read_text().splitlines() if line.strip()]
+    assert len(SpamList.from_file(spammers)) == len(set(hosts))
+
+
+def _assert_matches_host_and_subdomains_only(spam: SpamList, listed: str) -> None:
     assert spam.is_spam(listed)
     assert spam.is_spam(listed.upper())
     assert spam.is_spam("www." + listed)
@@ -98,6 +120,19 @@ def test_spam_matches_host_and_subdomains_only(spam: SpamList) -> None:
     assert not spam.is_spam(listed + ".example")
     assert not spam.is_spam("google.com")
     assert not spam.is_spam("")
+
+
+def test_inline_spam_matches_host_and_subdomains_only(inline_spam_file: Path) -> None:
+    spam = SpamList.from_file(inline_spam_file)
+    _assert_matches_host_and_subdomains_only(spam, "free-traffic.example")
+    # A listed subdomain does not condemn its parent domain.
+    assert spam.is_spam("share.social-buttons.example")
+    assert not spam.is_spam("social-buttons.example")
+
+
+def test_spam_matches_host_and_subdomains_only(spammers: Path) -> None:
+    listed = next(line for line in spammers.read_text().splitlines() if line.count(".") == 1)
+    _assert_matches_host_and_subdomains_only(SpamList.from_file(spammers), listed)
 
 
 def test_spam_list_from_hosts() -> None:
@@ -113,14 +148,27 @@ def test_missing_spam_file_is_an_empty_list(tmp_path: Path) -> None:
     assert not SpamList.from_file(None).is_spam("anything.com")
 
 
-def test_update_spam_list(served: tuple[Path, str], tmp_path: Path) -> None:
+def _assert_update_installs(list_text: bytes, served: tuple[Path, str], tmp_path: Path) -> int:
     root, base = served
-    (root / "spammers.txt").write_bytes(SPAMMERS.read_bytes())
+    (root / "spammers.txt").write_bytes(list_text)
     dest = tmp_path / "lists" / "spammers.txt"
     count = update_spam_list(dest, base + "/spammers.txt")
-    assert count == len(SpamList.from_file(SPAMMERS))
+    assert count == len(SpamList(list_text.decode().splitlines()))
     assert len(SpamList.from_file(dest)) == count
     assert sorted(p.name for p in dest.parent.iterdir()) == ["spammers.txt"]
+    return count
+
+
+def test_update_spam_list(served: tuple[Path, str], tmp_path: Path) -> None:
+    # Just long enough to pass the plausibility check on the download's size.
+    hosts = "".join(f"seo-offer-{number}.example\n" for number in range(MINIMUM_HOSTS))
+    assert _assert_update_installs(hosts.encode(), served, tmp_path) == MINIMUM_HOSTS
+
+
+def test_update_spam_list_with_the_real_list(
+    served: tuple[Path, str], tmp_path: Path, spammers: Path
+) -> None:
+    assert _assert_update_installs(spammers.read_bytes(), served, tmp_path) > 2000
 
 
 @pytest.mark.parametrize(

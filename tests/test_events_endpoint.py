@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -209,11 +210,10 @@ def test_a_visit_crossing_midnight_keeps_yesterdays_hash(store: Store, engine_ur
     assert third[0] != first[0]
 
 
-def test_referrer_spam_is_dropped(store: Store, engine_url: str) -> None:
-    from tests.conftest import TESTDATA
-
-    with running_app(store, engine_url,
-                     spam_list=TESTDATA / "referrers" / "spammers.txt") as client:
+def test_referrer_spam_is_dropped(store: Store, engine_url: str, tmp_path: Path) -> None:
+    spam_list = tmp_path / "referrer-spam.txt"
+    spam_list.write_text("1-99seo.com\n")
+    with running_app(store, engine_url, spam_list=spam_list) as client:
         spam = post(client, {"n": "pageview", "u": "https://spam.test/", "d": "spam.test",
                              "r": "https://www.1-99seo.com/promo"})
         fine = post(client, {"n": "pageview", "u": "https://spam.test/", "d": "spam.test",
