@@ -2,10 +2,14 @@
 
     CollectorError
     ├── ConfigurationError       a setting or file is unusable; startup stops with its message
+    ├── DownloadError            a data file (geo database, spam list) could not be fetched,
+    │                            or what arrived is unusable; the installed file is kept
     ├── StorageError             anything the store reports (driver errors are translated here)
     │   ├── StorageUnavailable   the store cannot be reached or opened right now
-    │   └── DataDirectoryBusy    another process owns the embedded data directory
-    ├── OverloadedError          the write buffer is full; ingest answers 503
+    │   ├── DataDirectoryBusy    another process owns the embedded data directory
+    │   └── SchemaMismatch       the migrated store differs from collector/schema.py
+    ├── OverloadedError          no room left for accepted events; ingest answers 503
+    │   └── SpoolFull            the disk spool reached COLLECTOR_SPOOL_MAX_BYTES
     └── ClientError              a request the client must fix; carries its HTTP status
         ├── InvalidField         400, names the field and the reason
         ├── PayloadTooLarge      413
@@ -28,6 +32,10 @@ class ConfigurationError(CollectorError):
     pass
 
 
+class DownloadError(CollectorError):
+    pass
+
+
 class StorageError(CollectorError):
     pass
 
@@ -40,8 +48,16 @@ class DataDirectoryBusy(StorageError):
     pass
 
 
+class SchemaMismatch(StorageError):
+    """A column or rollup dimension declared in ``collector.schema`` has no migration."""
+
+
 class OverloadedError(CollectorError):
     pass
+
+
+class SpoolFull(OverloadedError):
+    """The writer keeps the batch in memory; only when memory is full too does ingest 503."""
 
 
 class ClientError(CollectorError):

@@ -18,11 +18,9 @@ from typing import Any
 
 import msgspec
 
+from collector.errors import SpoolFull
+
 SUFFIX = ".batch"
-
-
-class SpoolFull(Exception):
-    """The spool reached its size limit."""
 
 
 class SpooledBatch(msgspec.Struct):
@@ -69,10 +67,6 @@ class Spool:
 
     def size_bytes(self) -> int:
         return sum(path.stat().st_size for path in self.directory.glob(f"*{SUFFIX}"))
-
-    def count_rows(self) -> int:
-        return sum(len(rows) for path in self.files()
-                   for rows in self.load(path).rows.values())
 
 
 def time_ordered_name(token: str) -> str:

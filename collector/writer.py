@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.errors import OverloadedError, StorageError
-from collector.spool import Spool, SpooledBatch, SpoolFull
+from collector.errors import OverloadedError, SpoolFull, StorageError
+from collector.spool import Spool, SpooledBatch
 from collector.storage import Store
 
 logger = logging.getLogger("collector.writer")

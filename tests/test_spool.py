@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.errors import StorageError
+from collector.errors import SpoolFull, StorageError
 from collector.event import EVENT_COLUMNS
-from collector.spool import Spool, SpooledBatch, SpoolFull
+from collector.spool import Spool, SpooledBatch
 from collector.storage import Store, migrate, open_store
 from collector.writer import Writer
 from tests.conftest import fresh_database_name
@@ -85,7 +85,7 @@ def test_a_spooled_batch_that_already_landed_is_not_stored_twice(outage_store: S
 def test_a_full_spool_keeps_batches_in_memory_and_then_refuses(outage_store: Store,
                                                               tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", 10)
-    with pytest.raises(SpoolFull):
+    with pytest.raises(SpoolFull, match=r"is full \(10 bytes\)"):
         spool.save(SpooledBatch("big", {"events": [list(sample_event())]}))
     writer = Writer(outage_store, {"events": EVENT_COLUMNS}, flush_interval=60, max_rows=2,
                     spool=spool)

@@ -73,6 +73,33 @@ def test_a_second_process_cannot_open_an_owned_directory(engine_dir: Path) -> No
     assert "in use by pid" in result.stdout
 
 
+# Another program's embedded engine on the directory: it knows nothing of collector.lock.
+FOREIGN_ENGINE = """
+import sys, clickhouse_connect
+client = clickhouse_connect.get_client(dsn="chdb://" + sys.argv[1])
+client.command("SELECT 1")
+print("running", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_directory_another_engine_runs_in_is_busy(tmp_path: Path) -> None:
+    code = ("import sys\nfrom collector.storage import open_store\n"
+            "from collector.errors import DataDirectoryBusy\n"
+            f"try:\n    open_store('chdb://{tmp_path}')\n"
+            "except DataDirectoryBusy as e:\n    print(e); sys.exit(3)\n")
+    with subprocess.Popen([sys.executable, "-c", FOREIGN_ENGINE, str(tmp_path)],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as engine:
+        assert engine.stdout is not None and engine.stdin is not None
+        assert engine.stdout.readline() == "running\n"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=120)
+        engine.stdin.close()
+    assert result.returncode == 3, result.stderr
+    assert f"{tmp_path.resolve()} is in use by another ClickHouse engine (PID: {engine.pid})" \
+        in result.stdout
+
+
 def test_the_lean_rollups_migration_rolls_up_stored_traffic(
         engine_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from collector.storage import migrations, open_store

@@ -8,20 +8,15 @@ it atomically replaces the current one, so a running server never sees half a fi
 from __future__ import annotations
 
 import gzip
-import os
-import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import maxminddb
 from maxminddb.errors import InvalidDatabaseError
 
-from collector.errors import CollectorError
+from collector.enrich.download import fetch, install
+from collector.errors import DownloadError
 
 DBIP_URL_TEMPLATE = (
     "https://download.db-ip.com/free/dbip-country-lite-{year:04d}-{month:02d}.mmdb.gz"
@@ -30,18 +25,9 @@ DBIP_ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), licensed under 
 DBIP_ATTRIBUTION_URL = "https://db-ip.com"
 GEOIP_SUBDIRECTORY = "geoip"
 GEOIP_FILENAME = "dbip-country-lite.mmdb"
-DOWNLOAD_TIMEOUT_SECONDS = 60
 # Well-known anycast resolvers: any real country database places at least one of them.
 PROBE_ADDRESSES = ("8.8.8.8", "1.1.1.1", "9.9.9.9")
 GZIP_MAGIC = b"\x1f\x8b"
-
-Opener = Callable[[str], IO[bytes]]
-
-
-def _default_opener(url: str) -> IO[bytes]:
-    request = urllib.request.Request(url, headers={"User-Agent": "collector-geoip-update"})
-    response: IO[bytes] = urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS)
-    return response
 
 
 def monthly_urls(template: str, now: datetime) -> list[str]:
@@ -53,17 +39,14 @@ def monthly_urls(template: str, now: datetime) -> list[str]:
     ]
 
 
-def _download(urls: list[str], opener: Opener) -> bytes:
+def _first_available(urls: list[str]) -> bytes:
     failures = []
     for url in urls:
         try:
-            with opener(url) as response:
-                return response.read()
-        except urllib.error.HTTPError as exc:
-            failures.append(f"{url}: HTTP {exc.code}")
-        except (urllib.error.URLError, OSError) as exc:
-            failures.append(f"{url}: {exc}")
-    raise CollectorError("geoip download failed: " + "; ".join(failures))
+            return fetch(url)
+        except DownloadError as error:
+            failures.append(str(error))
+    raise DownloadError("geoip download failed: " + "; ".join(failures))
 
 
 def _decompressed(payload: bytes) -> bytes:
@@ -72,7 +55,7 @@ def _decompressed(payload: bytes) -> bytes:
     try:
         return gzip.decompress(payload)
     except (OSError, EOFError) as exc:
-        raise CollectorError(f"geoip download is not a valid gzip file: {exc}") from exc
+        raise DownloadError(f"geoip download is not a valid gzip file: {exc}") from exc
 
 
 def _country_of(record: Any) -> str:
@@ -85,18 +68,18 @@ def _country_of(record: Any) -> str:
 
 
 def verify_database(path: Path) -> None:
-    """Raise CollectorError unless ``path`` opens and places a well-known address."""
+    """Raise DownloadError unless ``path`` opens and places a well-known address."""
     try:
         with maxminddb.open_database(str(path)) as reader:
             metadata = reader.metadata()
             if metadata.node_count <= 0:
-                raise CollectorError("geoip download has an empty search tree")
+                raise DownloadError("geoip download has an empty search tree")
             if not any(_country_of(reader.get(ip)) for ip in PROBE_ADDRESSES):
-                raise CollectorError(
+                raise DownloadError(
                     "geoip download answers no country for " + ", ".join(PROBE_ADDRESSES)
                 )
     except (InvalidDatabaseError, ValueError, OSError) as exc:
-        raise CollectorError(f"geoip download is not a MaxMind DB file: {exc}") from exc
+        raise DownloadError(f"geoip download is not a MaxMind DB file: {exc}") from exc
 
 
 def update_geoip_database(
@@ -104,30 +87,18 @@ def update_geoip_database(
     url: str | None = None,
     *,
     now: datetime | None = None,
-    opener: Opener | None = None,
 ) -> Path:
     """Fetch, verify and install the DB-IP Lite country database; return its path.
 
     ``url`` may be a fixed address or a template with ``{year}``/``{month}`` fields
-    (default: DB-IP's monthly file, falling back to the previous month).
+    (default: DB-IP's monthly file, falling back to the previous month); it may also be a
+    local file (a database fetched elsewhere).
     """
     template = url or DBIP_URL_TEMPLATE
     urls = monthly_urls(template, now or datetime.now(UTC))
     if urls[0] == urls[1]:
         urls = urls[:1]
-    payload = _decompressed(_download(urls, opener or _default_opener))
-    target_dir = Path(data_dir) / GEOIP_SUBDIRECTORY
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / GEOIP_FILENAME
-    descriptor, temporary = tempfile.mkstemp(dir=target_dir, prefix=".download-", suffix=".mmdb")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(payload)
-        verify_database(Path(temporary))
-        # Same directory, so the rename is atomic: readers see the old or the new file.
-        os.replace(temporary, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    payload = _decompressed(_first_available(urls))
+    target = Path(data_dir) / GEOIP_SUBDIRECTORY / GEOIP_FILENAME
+    install(target, payload, check=verify_database)
     return target

@@ -7,29 +7,21 @@ once at startup.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
 
-from collector.errors import CollectorError
+from collector.enrich.download import fetch, install
+from collector.errors import DownloadError
 
 MATOMO_SPAM_LIST_URL = (
     "https://raw.githubusercontent.com/matomo-org/referrer-spam-list/master/spammers.txt"
 )
-DOWNLOAD_TIMEOUT_SECONDS = 60
 # The real list holds thousands of hosts; far fewer means a truncated or wrong download.
 MINIMUM_HOSTS = 100
 # A bad line or two should not block an update; a page of HTML must.
 MAXIMUM_BAD_LINE_SHARE = 0.01
 _HOST = re.compile(r"(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,62}[a-z0-9])?\.)+[a-z0-9-]{2,63}")
-
-Opener = Callable[[str], IO[bytes]]
 
 
 def _normalized(host: str) -> str:
@@ -70,52 +62,35 @@ class SpamList:
             candidate = candidate[dot + 1 :]
 
 
-def _default_opener(url: str) -> IO[bytes]:
-    request = urllib.request.Request(url, headers={"User-Agent": "collector-lists-update"})
-    response: IO[bytes] = urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS)
-    return response
-
-
 def parse_spam_list(text: str) -> list[str]:
-    """The hosts of a downloaded list; CollectorError when it does not look like one."""
+    """The hosts of a downloaded list; DownloadError when it does not look like one."""
     lines = [_normalized(line) for line in text.splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
     hosts = [line for line in lines if _HOST.fullmatch(line)]
     if len(hosts) < MINIMUM_HOSTS:
-        raise CollectorError(
+        raise DownloadError(
             f"spam list download holds {len(hosts)} host names, expected at least {MINIMUM_HOSTS}"
         )
     if len(lines) - len(hosts) > MAXIMUM_BAD_LINE_SHARE * len(lines):
-        raise CollectorError(
+        raise DownloadError(
             f"spam list download has {len(lines) - len(hosts)} lines that are not host names"
         )
     return hosts
 
 
-def update_spam_list(
-    dest: Path, url: str = MATOMO_SPAM_LIST_URL, opener: Opener | None = None
-) -> int:
-    """Download, validate and atomically install the spam list at ``dest``; return its size."""
+def update_spam_list(dest: Path, url: str = MATOMO_SPAM_LIST_URL) -> int:
+    """Fetch, validate and atomically install the spam list at ``dest``; return its size.
+
+    ``url`` may also be a local file (a list fetched elsewhere).
+    """
     try:
-        with (opener or _default_opener)(url) as response:
-            payload = response.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise CollectorError(f"spam list download failed: {url}: {exc}") from exc
+        payload = fetch(url)
+    except DownloadError as error:
+        raise DownloadError(f"spam list download failed: {error}") from error
     try:
         text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CollectorError("spam list download is not UTF-8 text") from exc
+    except UnicodeDecodeError as error:
+        raise DownloadError("spam list download is not UTF-8 text") from error
     hosts = parse_spam_list(text)
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=dest.parent, prefix=".download-")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(hosts) + "\n")
-        # Same directory, so the rename is atomic: a reader sees the old or the new list.
-        os.replace(temporary, dest)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    install(Path(dest), ("\n".join(hosts) + "\n").encode())
     return len(hosts)

@@ -30,6 +30,7 @@ from collector.errors import DataDirectoryBusy, StorageError, StorageUnavailable
 _OWNED_DIRECTORIES: dict[Path, int] = {}
 _OWNERSHIP_LOCK = threading.Lock()
 LOCK_FILE_NAME = "collector.lock"
+ENGINE_STATUS_FILE_NAME = "status"
 _DATETIME64 = re.compile(r"^(?:Nullable\()?DateTime64\((\d+)")
 _JSON = msgspec.json.Encoder()
 
@@ -173,9 +174,38 @@ def _claim_directory(directory: Path) -> None:
                 "(a running `collector serve`?); stop it first, or point "
                 "COLLECTOR_CLICKHOUSE_URL at a ClickHouse server to share data"
             ) from None
+        try:
+            _refuse_a_foreign_engine(directory)
+        except DataDirectoryBusy:
+            os.close(descriptor)
+            raise
         os.ftruncate(descriptor, 0)
         os.write(descriptor, str(os.getpid()).encode())
         _OWNED_DIRECTORIES[directory] = descriptor
+
+
+def _refuse_a_foreign_engine(directory: Path) -> None:
+    """DataDirectoryBusy when another program's engine (chdb, clickhouse-local) runs in
+    ``directory``, which this process has not opened yet.
+
+    Such an engine holds its ``status`` file locked; chdb itself would only fail with
+    "Error initializing EmbeddedServer".
+    """
+    try:
+        descriptor = os.open(directory / ENGINE_STATUS_FILE_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        status = os.read(descriptor, 256).decode(errors="replace").strip()
+        raise DataDirectoryBusy(
+            f"the data directory {directory} is in use by another ClickHouse engine "
+            f"({status.splitlines()[0] if status else 'pid unknown'}); stop it first, or "
+            "point COLLECTOR_CLICKHOUSE_URL at a ClickHouse server to share data"
+        ) from None
+    finally:
+        os.close(descriptor)  # also drops the probe's lock, if it got one
 
 
 def _identifier(name: str) -> str:
