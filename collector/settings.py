@@ -1,85 +1,233 @@
-"""Every setting the collector reads, declared once: name, type, default, help.
+"""Every setting the collector reads, declared once: name, parser, default, help.
 
 Nothing else in the package reads ``os.environ``; the one ``Settings`` object
-built here at startup is passed down to whoever needs it.
+built here at startup is passed down to whoever needs it. Each setting's parser
+says what it allows, so a bad value stops startup with one line naming the
+variable, the value and what is allowed. Command-line options that stand for a
+setting (``collector serve --port``) go through the same parser.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from collector.errors import ConfigurationError
+from collector.errors import ConfigurationError, InvalidField
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+_DATABASE_NAME = re.compile(r"[A-Za-z0-9_]*")
+_SHOWN_VALUE_LENGTH = 80
 
 
-def _setting(default: Any, help: str) -> Any:
-    return dataclasses.field(default=default, metadata={"help": help})
+@dataclasses.dataclass(frozen=True)
+class Parser:
+    """Text of a variable → its value. ``convert`` raises ValueError (its text, if any,
+    is a detail for the message); ``allowed`` says what is accepted."""
+
+    allowed: str
+    convert: Callable[[str], Any]
+
+
+def _whole_number(minimum: int, maximum: int | None = None) -> Parser:
+    def convert(raw: str) -> int:
+        value = int(raw) if _WHOLE_NUMBER.fullmatch(raw) else None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise ValueError
+        return value
+
+    if maximum is None:
+        return Parser(f"a whole number of at least {minimum}", convert)
+    return Parser(f"a whole number from {minimum} to {maximum}", convert)
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError
+    return value
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+def _listen_address(raw: str) -> str:
+    if not raw or any(character.isspace() for character in raw):
+        raise ValueError
+    return raw
+
+
+def _directory(raw: str) -> Path:
+    if not raw:
+        raise ValueError
+    return Path(raw)
+
+
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw) if raw else None
+
+
+def _http_address(raw: str) -> bool:
+    """True for an http(s):// address with a host and a valid port, if any."""
+    parts = urlsplit(raw)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) \
+        and (parts.port is None or parts.port > 0)
+
+
+def _store_url(raw: str) -> str:
+    if not raw or (raw.startswith("chdb://") and raw != "chdb://"):
+        return raw
+    if _http_address(raw) and _DATABASE_NAME.fullmatch(urlsplit(raw).path.strip("/")):
+        return raw
+    raise ValueError
+
+
+def _public_url(raw: str) -> str:
+    if raw and not _http_address(raw):
+        raise ValueError
+    return raw
+
+
+def _items(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(_items(raw))
+
+
+def _domains(raw: str) -> tuple[str, ...]:
+    from collector.sites import normalize_domain  # sites.py imports this module
+
+    try:
+        return tuple(normalize_domain(domain) for domain in _items(raw))
+    except InvalidField as error:
+        raise ValueError(error.reason) from None
+
+
+def _networks(raw: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for cidr in _items(raw):
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise ValueError(f"{cidr!r} is not one") from None
+    return tuple(networks)
+
+
+def _log_level(raw: str) -> str:
+    if raw.lower() not in LOG_LEVELS:
+        raise ValueError
+    return raw.lower()
+
+
+PORT = _whole_number(1, 65535)
+SIZE = _whole_number(1)
+BOOLEAN = Parser("true or false (or 1/0, yes/no, on/off)", _boolean)
+OPTIONAL_FILE = Parser("a file path, or empty for the default", _optional_path)
+
+
+def _setting(default: Any, help: str, parser: Parser) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help, "parser": parser})
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    host: str = _setting("127.0.0.1", "Address `collector serve` listens on.")
-    port: int = _setting(8000, "Port `collector serve` listens on.")
+    host: str = _setting("127.0.0.1", "Address `collector serve` listens on.",
+                         Parser("a host name or IP address", _listen_address))
+    port: int = _setting(8000, "Port `collector serve` listens on.", PORT)
     public_url: str = _setting(
         "", "Public base URL of the collector, used in the printed snippet "
-        "(default: http://HOST:PORT)."
+        "(default: http://HOST:PORT).",
+        Parser("an http:// or https:// address, or empty", _public_url),
     )
     data_dir: Path = _setting(
-        Path("collector-data"), "Directory for the embedded ClickHouse data and downloaded lists."
+        Path("collector-data"), "Directory for the embedded ClickHouse data and downloaded lists.",
+        Parser("a directory path", _directory),
     )
     clickhouse_url: str = _setting(
         "", "Store: `chdb://DIR` runs ClickHouse in-process (default: chdb://DATA_DIR/clickhouse); "
-        "`http(s)://user:password@host:8123/database` uses a ClickHouse server."
+        "`http(s)://user:password@host:8123/database` uses a ClickHouse server.",
+        Parser("chdb://DIR, http(s)://[user:password@]host[:port][/database], or empty",
+               _store_url),
     )
     sites: tuple[str, ...] = _setting(
         (), "Comma-separated site domains always accepted, added to those stored with "
-        "`collector sites add`. When both are empty every site is accepted (dev mode)."
+        "`collector sites add`. When both are empty every site is accepted (dev mode).",
+        Parser("comma-separated domain names", _domains),
     )
-    body_limit: int = _setting(65536, "Largest accepted event body in bytes (larger gets 413).")
-    flush_interval: float = _setting(1.0, "Seconds between writer flushes.")
-    flush_rows: int = _setting(20000, "Flush as soon as this many rows are buffered.")
-    flush_bytes: int = _setting(8 * 1024 * 1024, "Flush as soon as buffered rows reach this size.")
+    body_limit: int = _setting(
+        65536, "Largest accepted event body in bytes (larger gets 413).", SIZE)
+    flush_interval: float = _setting(1.0, "Seconds between writer flushes.",
+                                     Parser("a number of seconds above 0", _seconds))
+    flush_rows: int = _setting(20000, "Flush as soon as this many rows are buffered.", SIZE)
+    flush_bytes: int = _setting(
+        8 * 1024 * 1024, "Flush as soon as buffered rows reach this size.", SIZE)
     buffer_max_rows: int = _setting(
-        500000, "Buffered rows at which ingest answers 503 instead of accepting more."
-    )
+        500000, "Buffered rows at which ingest answers 503 instead of accepting more.", SIZE)
     spool_dir: Path | None = _setting(
         None, "Where batches wait on disk while ClickHouse is unreachable "
-        "(default: DATA_DIR/spool)."
+        "(default: DATA_DIR/spool).",
+        Parser("a directory path, or empty for the default", _optional_path),
     )
     spool_max_bytes: int = _setting(
-        1 << 30, "Disk the spool may use; beyond it ingest answers 503 once memory is full too."
+        1 << 30, "Disk the spool may use; beyond it ingest answers 503 once memory is full too.",
+        SIZE,
     )
-    retention_months: int = _setting(13, "Months raw events are kept (ClickHouse TTL).")
+    retention_months: int = _setting(
+        13, "Months raw events are kept (ClickHouse TTL).",
+        # Past a century the TTL no longer means anything; huge numbers overflow ClickHouse.
+        _whole_number(1, 1200),
+    )
     trusted_proxies: tuple[IPNetwork, ...] = _setting(
-        (), "Comma-separated CIDRs of reverse proxies whose forwarding headers are believed."
+        (), "Comma-separated CIDRs of reverse proxies whose forwarding headers are believed.",
+        Parser("comma-separated CIDR ranges such as 10.0.0.0/8", _networks),
     )
-    honor_dnt: bool = _setting(True, "Drop events sent with `DNT: 1` or `Sec-GPC: 1`.")
+    honor_dnt: bool = _setting(True, "Drop events sent with `DNT: 1` or `Sec-GPC: 1`.", BOOLEAN)
     query_allowlist: tuple[str, ...] = _setting(
         ("utm_*", "ref", "source"),
         "Comma-separated query parameters (globs) read from page URLs; all others are dropped.",
+        Parser("comma-separated parameter names or globs", _names),
     )
     scrub_paths: bool = _setting(
-        True, "Replace e-mail addresses, long numbers and token-like segments in paths."
-    )
-    max_path_length: int = _setting(512, "Stored paths and referrers are cut to this length.")
+        True, "Replace e-mail addresses, long numbers and token-like segments in paths.", BOOLEAN)
+    max_path_length: int = _setting(
+        512, "Stored paths and referrers are cut to this length.", SIZE)
     geoip_db: Path | None = _setting(
         None, "MaxMind-format country or city database (GeoIP2/GeoLite2 or ip-location-db schema; "
-        "default: the one `collector geoip update` downloads, when present)."
+        "default: the one `collector geoip update` downloads, when present).",
+        OPTIONAL_FILE,
     )
-    asn_db: Path | None = _setting(None, "MaxMind-format ASN database, for the ISP/organisation.")
-    geo_city: bool = _setting(False, "Keep the city name (off: country and region only).")
+    asn_db: Path | None = _setting(
+        None, "MaxMind-format ASN database, for the ISP/organisation.", OPTIONAL_FILE)
+    geo_city: bool = _setting(
+        False, "Keep the city name (off: country and region only).", BOOLEAN)
     spam_list: Path | None = _setting(
         None, "Referrer-spam host list, one host per line "
-        "(default: DATA_DIR/referrer-spam.txt when present)."
+        "(default: DATA_DIR/referrer-spam.txt when present).",
+        OPTIONAL_FILE,
     )
-    access_log: bool = _setting(True, "Write an access log line per request (never with the IP).")
-    log_level: str = _setting("info", "Log level: debug, info, warning, error.")
+    access_log: bool = _setting(
+        True, "Write an access log line per request (never with the IP).", BOOLEAN)
+    log_level: str = _setting("info", "Log level: debug, info, warning, error.",
+                              Parser("one of " + ", ".join(LOG_LEVELS), _log_level))
 
     @property
     def store_url(self) -> str:
@@ -103,22 +251,49 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build settings from ``COLLECTOR_*`` variables; a bad value names its variable."""
+        """Settings from ``COLLECTOR_*`` variables, each parsed and checked by its declaration.
+
+        ``overrides`` (typed values, from code) are taken as they are.
+        """
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             variable = env_name(field.name)
             if variable in environ:
-                try:
-                    values[field.name] = _parse(field.type, environ[variable])
-                except ValueError as exc:
-                    raise ConfigurationError(f"{variable}: {exc}") from exc
+                values[field.name] = parse_setting(field.name, environ[variable], variable)
         values.update(overrides)
         return cls(**values)
+
+    def with_options(self, **options: str | None) -> Settings:
+        """These settings with command-line options applied (None: not given), each parsed
+        like its variable and named as the option in an error."""
+        given = {name: parse_setting(name, raw, option_name(name))
+                 for name, raw in options.items() if raw is not None}
+        return dataclasses.replace(self, **given)
+
+
+_FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
 
 
 def env_name(field_name: str) -> str:
     return f"COLLECTOR_{field_name.upper()}"
+
+
+def option_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def parse_setting(field_name: str, raw: str, source: str) -> Any:
+    """The value of setting ``field_name`` written as ``raw`` in ``source`` (a variable or an
+    option); ConfigurationError naming the source, the value and what is allowed."""
+    parser: Parser = _FIELDS[field_name].metadata["parser"]
+    text = raw.strip()
+    try:
+        return parser.convert(text)
+    except ValueError as error:
+        detail = f" ({error})" if str(error) else ""
+        raise ConfigurationError(
+            f"{source}={_shown(text)} is invalid: expected {parser.allowed}{detail}") from None
 
 
 def documented_settings() -> list[tuple[str, str, str]]:
@@ -133,29 +308,20 @@ def documented_settings() -> list[tuple[str, str, str]]:
     return rows
 
 
-def _parse(kind: Any, raw: str) -> Any:
-    raw = raw.strip()
-    if kind in ("int", int):
-        return int(raw)
-    if kind in ("float", float):
-        return float(raw)
-    if kind in ("bool", bool):
-        lowered = raw.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {raw!r}")
-    if kind == "Path":
-        return Path(raw)
-    if kind == "Path | None":
-        return Path(raw) if raw else None
-    if kind == "tuple[str, ...]":
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    if kind == "tuple[IPNetwork, ...]":
-        try:
-            return tuple(ipaddress.ip_network(p.strip(), strict=False)
-                         for p in raw.split(",") if p.strip())
-        except ValueError as exc:
-            raise ValueError(f"not a list of CIDRs ({exc})") from None
-    return raw
+def redacted_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for messages and banners)."""
+    scheme, separator, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    credentials, at, host = authority.rpartition("@")
+    user, colon, _password = credentials.partition(":")
+    if not (separator and at and colon):
+        return url
+    return f"{scheme}://{user}:***@{host}{slash}{path}"
+
+
+def _shown(value: str) -> str:
+    """A value as an error message quotes it: password hidden, cut when long."""
+    shown = redacted_url(value)
+    if len(shown) > _SHOWN_VALUE_LENGTH:
+        shown = shown[:_SHOWN_VALUE_LENGTH - 3] + "..."
+    return repr(shown)

@@ -9,23 +9,38 @@ import sys
 from pathlib import Path
 
 SCRIPT = """
-import contextlib, io, json, sys
+import contextlib, io, json, os, sys
 from collector.cli import main
 outputs = []
-for argv in json.loads(sys.argv[1]):
+for variables, argv in json.loads(sys.argv[1]):
+    os.environ.update(variables)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
+    for name in variables:
+        del os.environ[name]
     outputs.append([code, out.getvalue(), err.getvalue()])
 print(json.dumps(outputs))
 """
 
 
-def run_cli(data_dir: Path, *commands: list[str]) -> list[tuple[int, str, str]]:
+def run_cli(data_dir: Path, *commands: list[str] | tuple[dict[str, str], list[str]]
+            ) -> list[tuple[int, str, str]]:
+    """Exit code, stdout and stderr of each command, run one after the other in one process;
+    a command given as (variables, argv) runs with those variables set."""
     env = {**os.environ, "COLLECTOR_DATA_DIR": str(data_dir)}
-    result = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(commands)], env=env,
+    runs = [command if isinstance(command, tuple) else ({}, command) for command in commands]
+    result = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(runs)], env=env,
                             capture_output=True, text=True, timeout=120, check=True)
     return [tuple(item) for item in json.loads(result.stdout)]  # type: ignore[misc]
+
+
+def assert_one_line_error(result: tuple[int, str, str], *expected: str) -> None:
+    """Exit code 1 and one line on stderr, no traceback, carrying each ``expected``."""
+    code, _, errors = result
+    assert code == 1 and errors.startswith("collector: ") and errors.count("\n") == 1, result
+    for text in expected:
+        assert text in errors, result
 
 
 def test_sites_salts_migrate_and_settings(tmp_path: Path) -> None:
@@ -74,3 +89,50 @@ def test_lists_update_downloads_the_spam_list(tmp_path: Path,
     assert updated[0] == 0 and "150 referrer-spam hosts" in updated[1]
     assert (tmp_path / "referrer-spam.txt").exists()
     assert missing[0] == 1 and missing[2].startswith("collector: ")
+
+
+def test_a_bad_setting_stops_every_command_with_one_line(tmp_path: Path) -> None:
+    results = run_cli(
+        tmp_path,
+        ({"COLLECTOR_PORT": "abc"}, ["serve"]),
+        ["serve", "--port", "99999"],
+        ({"COLLECTOR_RETENTION_MONTHS": "0"}, ["migrate"]),
+        ({"COLLECTOR_LOG_LEVEL": "loud"}, ["settings"]),
+        ({"COLLECTOR_TRUSTED_PROXIES": "10.0.0.0/33"}, ["sites", "list"]),
+    )
+    port_variable, port_option, retention, log_level, proxies = results
+    assert_one_line_error(port_variable, "COLLECTOR_PORT='abc'", "from 1 to 65535")
+    assert_one_line_error(port_option, "--port='99999'", "from 1 to 65535")
+    assert_one_line_error(retention, "COLLECTOR_RETENTION_MONTHS='0'", "from 1 to 1200")
+    assert_one_line_error(log_level, "COLLECTOR_LOG_LEVEL='loud'", "debug, info, warning")
+    assert_one_line_error(proxies, "COLLECTOR_TRUSTED_PROXIES='10.0.0.0/33'", "CIDR")
+    assert not (tmp_path / "clickhouse").exists()  # refused before opening the store
+
+
+def test_serve_refuses_a_port_out_of_range_before_binding(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "collector", "serve", "--port", "99999"],
+                            env={**os.environ, "COLLECTOR_DATA_DIR": str(tmp_path)},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("collector: --port='99999' is invalid: "
+                             "expected a whole number from 1 to 65535\n")
+
+
+def test_updates_from_a_missing_address_fail_in_one_line(tmp_path: Path) -> None:
+    geoip, spam_list, unsupported = run_cli(
+        tmp_path, ["geoip", "update", "--url", "/nonexistent"],
+        ["lists", "update", "--url", "/nonexistent"],
+        ["lists", "update", "--url", "gopher://lists.example/spam.txt"])
+    assert_one_line_error(geoip, "geoip download failed: /nonexistent: No such file")
+    assert_one_line_error(spam_list, "spam list download failed: /nonexistent: No such file")
+    assert_one_line_error(unsupported, "expected an http(s):// address or a local file")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lists_update_installs_a_local_file(tmp_path: Path) -> None:
+    fetched_elsewhere = tmp_path / "spammers.txt"
+    fetched_elsewhere.write_text("".join(f"spam{number}.example\n" for number in range(150)))
+    data_dir = tmp_path / "data"
+    (updated,) = run_cli(data_dir, ["lists", "update", "--url", str(fetched_elsewhere)])
+    assert updated[0] == 0 and "150 referrer-spam hosts" in updated[1]
+    assert (data_dir / "referrer-spam.txt").read_text() == fetched_elsewhere.read_text()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 from typing import Any
 
@@ -11,21 +10,21 @@ import uvicorn
 
 from collector.app import create_app
 from collector.logs import configure_logging, uvicorn_log_config
-from collector.settings import Settings
+from collector.settings import Settings, redacted_url
 from collector.storage import open_store
 
 
 def register(commands: Any) -> None:
     serve = commands.add_parser("serve", help="start the collector")
     serve.add_argument("--host", help="listen address (default COLLECTOR_HOST)")
-    serve.add_argument("--port", type=int, help="listen port (default COLLECTOR_PORT)")
+    # Text, not type=int: the setting's own parser checks it (range included), as for
+    # COLLECTOR_PORT, and a bad value fails like every other configuration error.
+    serve.add_argument("--port", help="listen port (default COLLECTOR_PORT)")
     serve.set_defaults(handler=run_serve)
 
 
 def run_serve(settings: Settings, arguments: argparse.Namespace) -> int:
-    overrides = {name: value for name in ("host", "port")
-                 if (value := getattr(arguments, name)) is not None}
-    settings = dataclasses.replace(settings, **overrides)
+    settings = settings.with_options(host=arguments.host, port=arguments.port)
     configure_logging(settings.log_level)
     # Claim the store before printing anything, so a busy data directory fails first.
     store = open_store(settings.store_url)
@@ -46,7 +45,7 @@ def run_serve(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def startup_banner(settings: Settings, store_url: str) -> str:
     where = (f"embedded ClickHouse, data in {store_url[len('chdb://'):]}"
-             if store_url.startswith("chdb://") else f"ClickHouse server {_redacted(store_url)}")
+             if store_url.startswith("chdb://") else f"ClickHouse server {redacted_url(store_url)}")
     return "\n".join([
         f"collector listening on http://{settings.host}:{settings.port} (pid {os.getpid()})",
         f"store: {where}",
@@ -57,11 +56,3 @@ def startup_banner(settings: Settings, store_url: str) -> str:
         f'  <noscript><img src="{settings.base_url}/pixel.gif?d=example.com&u=/" alt=""'
         ' width="1" height="1"></noscript>',
     ])
-
-
-def _redacted(url: str) -> str:
-    """The server URL without its password."""
-    scheme, _, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if at else url
