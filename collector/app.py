@@ -13,7 +13,6 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -30,7 +29,11 @@ from collector.logs import AccessLogMiddleware, log_access
 from collector.maintenance import Maintenance
 from collector.pipeline import Pipeline
 from collector.privacy import SaltKeeper
+from collector.recording import Recorder
+from collector.reloading import ReloadingFile
 from collector.reports.api import report_routes
+from collector.reports.sampling import DEFAULT_SAMPLING, SamplingPolicy
+from collector.reports.service import Reports
 from collector.settings import Settings
 from collector.sites import SiteRegistry
 from collector.spool import Spool
@@ -45,18 +48,23 @@ logger = logging.getLogger("collector")
 
 SITE_REFRESH_SECONDS = 10.0
 SALT_REFRESH_SECONDS = 60.0
-LIST_REFRESH_SECONDS = 60.0
+DATA_FILE_CHECK_SECONDS = 30.0
 
 
 def create_app(settings: Settings, store: Store | None = None,
-               clock: Callable[[], float] = time.time) -> Starlette:
-    """The collector as an ASGI app. Pass ``store`` to share one (tests); else it opens its own."""
+               clock: Callable[[], float] = time.time,
+               sampling: SamplingPolicy = DEFAULT_SAMPLING) -> Starlette:
+    """The collector as an ASGI app. Pass ``store`` to share one (tests); else it opens its own.
+
+    ``clock`` is the time of every event and report; ``sampling`` says when reports
+    read a sample (tests lower it to exercise the rollups on small data).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
         opened = store or open_store(settings.store_url)
-        background = _start(app, settings, opened, clock)
+        background = _start(app, settings, opened, clock, sampling)
         try:
             yield
         finally:
@@ -110,7 +118,7 @@ class CollectorApp(Starlette):
 
 
 def _start(app: Starlette, settings: Settings, store: Store,
-           clock: Callable[[], float]) -> Maintenance:
+           clock: Callable[[], float], sampling: SamplingPolicy) -> Maintenance:
     migrate(store, settings.retention_months)
     sites = SiteRegistry(store, settings.sites)
     if sites.open_to_all:
@@ -120,7 +128,8 @@ def _start(app: Starlette, settings: Settings, store: Store,
     salts.rotate()
     geo = GeoLookup(settings.geoip_path, settings.asn_db, settings.geo_city)
     logger.info(geo.describe())
-    spam = SpamList.from_file(settings.spam_list_path)
+    spam_list = ReloadingFile(settings.spam_list_path, SpamList.from_file,
+                              describe=lambda spam: f"{len(spam)} referrer-spam hosts")
     warm_up()  # compile the user-agent matchers now, not on the first visitor's request
     writer = Writer(store, {"events": EVENT_COLUMNS, "visits": VISIT_COLUMNS},
                     flush_interval=settings.flush_interval, flush_rows=settings.flush_rows,
@@ -131,42 +140,28 @@ def _start(app: Starlette, settings: Settings, store: Store,
     # Reports get a connection of their own: a query never waits behind an insert
     # (with its rollup views) on the writer's connection, nor an insert behind a query.
     app.state.report_store = open_store(store.url, store.database)
+    app.state.reports = Reports(app.state.report_store, clock, sampling)
     app.state.sites = sites
     app.state.salts = salts
     app.state.geo = geo
     visit_tracker = VisitTracker()
-    app.state.pipeline = Pipeline(settings, sites, salts, geo, spam, clock,
+    app.state.spam_list = spam_list
+    app.state.pipeline = Pipeline(settings, sites, salts, geo, spam_list, clock,
                                   continues_visit=visit_tracker.is_active)
     app.state.visit_tracker = visit_tracker
     app.state.writer = writer
+    app.state.recorder = Recorder(app.state.pipeline, visit_tracker, writer)
     writer.start()
     # Everything built so far lives as long as the process: keep it out of the cyclic
     # collector's full passes, which otherwise stall the event loop for tens of ms.
     gc.freeze()
     background = Maintenance([(SITE_REFRESH_SECONDS, sites.reload),
                               (SALT_REFRESH_SECONDS, salts.refresh),
-                              (LIST_REFRESH_SECONDS, _spam_list_reloader(app, settings))])
+                              # Files the update commands replace while we run.
+                              (DATA_FILE_CHECK_SECONDS, geo.reload_if_changed),
+                              (DATA_FILE_CHECK_SECONDS, spam_list.check)])
     background.start()
     return background
-
-
-def _spam_list_reloader(app: Starlette, settings: Settings) -> Callable[[], None]:
-    """A duty that swaps in the referrer-spam list when `collector lists update` changed it."""
-    path = settings.spam_list_path
-    seen = [_modified(path)]
-
-    def reload_spam_list() -> None:
-        modified = _modified(path)
-        if modified != seen[0]:
-            app.state.pipeline.spam = SpamList.from_file(path)
-            seen[0] = modified
-            logger.info("reloaded the referrer-spam list: %d hosts", len(app.state.pipeline.spam))
-
-    return reload_spam_list
-
-
-def _modified(path: Path) -> float:
-    return path.stat().st_mtime if path.exists() else 0.0
 
 
 async def _client_error(request: Request, error: Exception) -> Response:

@@ -1,8 +1,9 @@
 """Background duties that must never run on the request path.
 
 One daemon thread runs each duty at its own interval: refreshing the site list,
-rotating salts. A failing duty is logged and retried at its next turn; the
-collector keeps serving with what it last knew.
+rotating salts, reloading the data files that changed on disk (geo databases,
+the referrer-spam list: ``collector.reloading``). A failing duty is logged and
+retried at its next turn; the collector keeps serving with what it last knew.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from collector.privacy import (
     visitor_hash,
 )
 from collector.privacy.salts import DAY_MS
+from collector.reloading import ReloadingFile
 from collector.settings import Settings
 from collector.sites import SiteRegistry
 
@@ -58,20 +59,25 @@ class DropCounts:
 
 class Pipeline:
     def __init__(self, settings: Settings, sites: SiteRegistry, salts: SaltKeeper,
-                 geo: GeoLookup, spam: SpamList,
+                 geo: GeoLookup, spam_list: ReloadingFile[SpamList],
                  clock: Callable[[], float] = time.time,
                  continues_visit: Callable[[str, int, int], bool] = lambda *_: False) -> None:
         self._settings = settings
         self._sites = sites
         self._salts = salts
         self._geo = geo
-        self.spam = spam
+        self._spam_list = spam_list
         self._clock = clock
         self._continues_visit = continues_visit
         self._addresses = ClientAddressResolver(settings.trusted_proxies)
         self._pages = PageUrlCleaner(settings.query_allowlist, settings.scrub_paths,
                                      settings.max_path_length)
         self.drops = DropCounts()
+
+    @property
+    def spam(self) -> SpamList:
+        """The referrer-spam list as last loaded; reloaded in the background, never here."""
+        return self._spam_list.current
 
     def process(self, incoming: IncomingEvent, peer: str | None,
                 headers: Mapping[str, str]) -> list[Event] | Dropped:

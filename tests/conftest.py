@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from collector.reports.sampling import Sampler, SamplingPolicy
 from collector.settings import Settings
 from collector.storage import Store, migrate, open_store
 
@@ -76,17 +77,15 @@ def store(engine_url: str, request: pytest.FixtureRequest) -> Iterator[Store]:
 
 
 @pytest.fixture
-def rollups_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Count visitors from the 1/16 sample whatever the range: the rollups answer.
+def rollups_in_use() -> Sampler:
+    """A sampler counting visitors from the 1/16 sample whatever the range: the rollups answer.
 
     Rollups hold only visitor samples, so small test ranges would otherwise be
-    counted exactly from the raw tables.
+    counted exactly from the raw tables. Hand it to ``run_report(sampler=...)``, or
+    its ``policy`` to ``create_app``.
     """
-    from collector.reports import query
-
-    monkeypatch.setattr(query, "EXACT_VISITORS_UP_TO_VISITS", 0)
-    monkeypatch.setattr(query, "SIXTEENTH_UP_TO_VISITS", 10 ** 12)
-    monkeypatch.setattr(query, "_REMEMBERED", {})
+    return Sampler(SamplingPolicy(exact_visitors_up_to_visits=0,
+                                  sixteenth_up_to_visits=10 ** 12))
 
 
 def app_settings(engine_url: str, **overrides: object) -> Settings:

@@ -1,14 +1,14 @@
-"""collector.enrich.geo and geo_update: MaxMind's test databases, reload, download.
+"""collector.enrich.geo and geo_update: MaxMind's test databases, download.
 
 MaxMind's own test files come from the optional corpus ../shared/testdata/maxmind; those
 tests skip without it, and tests/test_enrich_geo_layouts.py covers the same layouts on
-databases it writes itself.
+databases it writes itself. Reloading a changed database is tested with the other data
+files in tests/test_reloading.py.
 """
 
 from __future__ import annotations
 
 import gzip
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,14 +30,6 @@ BROKEN = "MaxMind-DB-test-broken-pointers-24.mmdb"
 @pytest.fixture(scope="module")
 def maxmind() -> Path:
     return shared_testdata("maxmind")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.mark.parametrize("database", [CITY, LITE_CITY])
@@ -98,47 +90,6 @@ def test_missing_or_garbage_files_fail_at_startup(tmp_path: Path) -> None:
     garbage.write_bytes(b"not a database at all" * 100)
     with pytest.raises(ConfigurationError, match="COLLECTOR_GEOIP_DB"):
         GeoLookup(garbage, None)
-
-
-def test_reloads_when_the_file_changes(tmp_path: Path) -> None:
-    path = write_mmdb(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
-    clock = Clock()
-    geo = GeoLookup(path, None, clock=clock)
-    assert geo.lookup("192.0.2.1").country == "FR"
-
-    replacement = write_mmdb(
-        tmp_path / "new.mmdb", {"192.0.2.0/24": {"country_code": "DE", "city": "Berlin"}}
-    )
-    os.replace(replacement, path)
-    os.utime(path, ns=(1, 1))
-    assert geo.lookup("192.0.2.1").country == "FR"  # not checked before the interval
-
-    clock.now += 31
-    assert geo.lookup("192.0.2.1").country == "DE"
-
-
-def test_opt_in_address_cache_is_cleared_on_reload(tmp_path: Path) -> None:
-    path = write_mmdb(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
-    clock = Clock()
-    geo = GeoLookup(path, None, clock=clock, cache_size=16)
-    assert geo.lookup("192.0.2.1") is geo.lookup("192.0.2.1")
-    replacement = write_mmdb(tmp_path / "new.mmdb", {"192.0.2.0/24": {"country_code": "DE"}})
-    os.replace(replacement, path)
-    os.utime(path, ns=(1, 1))
-    clock.now += 31
-    assert geo.lookup("192.0.2.1").country == "DE"
-
-
-def test_keeps_old_database_when_the_new_file_is_broken(tmp_path: Path) -> None:
-    path = write_mmdb(tmp_path / "geo.mmdb", {"192.0.2.0/24": {"country_code": "FR"}})
-    clock = Clock()
-    geo = GeoLookup(path, None, clock=clock)
-    # Updates replace the file (new inode), as update_geoip_database does.
-    broken = tmp_path / "broken.mmdb"
-    broken.write_bytes(b"truncated")
-    os.replace(broken, path)
-    clock.now += 31
-    assert geo.lookup("192.0.2.1").country == "FR"
 
 
 # --- geo_update against a local HTTP server -------------------------------------------

@@ -11,7 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from collector.reports.auth import create_key, list_keys, revoke_key
-from collector.reports.privacy import set_thresholds
+from collector.reports.context import CONTEXT_SECONDS
+from collector.reports.thresholds import set_thresholds
 from collector.storage import Store
 from tests.conftest import running_app
 from tests.reporting_data import SITE, day, make_event, sample_site_events, store_events
@@ -31,6 +32,12 @@ def client(store: Store, engine_url: str) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def key(store: Store) -> str:
     return create_key(store, SITE)
+
+
+def set_k(client: TestClient, store: Store, k: int, public_k: int) -> None:
+    """Store the site's thresholds, and have the app read them at once."""
+    set_thresholds(store, SITE, k=k, public_k=public_k)
+    client.app.state.reports.site_contexts.forget()  # type: ignore[attr-defined]
 
 
 def post(client: TestClient, token: str | None, body: dict[str, Any],
@@ -88,12 +95,12 @@ def test_share_tokens_see_the_public_k_threshold(client: TestClient, store: Stor
     public = client.post(f"/api/v2/query?auth={share}", json=PAGES).json()["results"]
     # Every page has fewer than 5 visitors: a share link sees only the aggregate.
     assert public == [{"dimensions": ["(other)"], "metrics": [8, 9]}]
-    set_thresholds(store, SITE, k=3, public_k=2)
+    set_k(client, store, k=3, public_k=2)
     owner = post(client, key, PAGES).json()["results"]
     assert [row["dimensions"][0] for row in owner] == ["(other)", "/"]
     public = post(client, share, PAGES).json()["results"]
     assert [row["dimensions"][0] for row in public] == ["/", "/blog/a", "/pricing", "(other)"]
-    set_thresholds(store, SITE, k=1, public_k=5)
+    set_k(client, store, k=1, public_k=5)
 
 
 def test_invalid_query_is_400_with_the_field(client: TestClient, key: str) -> None:
@@ -145,23 +152,22 @@ def test_site_id_injection_is_just_a_forbidden_site(client: TestClient, key: str
     assert response.status_code == 403
 
 
-def test_site_settings_are_cached_but_changes_apply(client: TestClient, store: Store, key: str,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from collector.reports import context
-
-    owner = post(client, key, PAGES).json()["results"]
-    assert len(owner) > 1
-    # Written behind the cache's back, as another process sharing a server would.
-    store.command("INSERT INTO report_settings (site, k, public_k, version) VALUES "
-                  "({site:String}, 1000, 1000, {version:UInt64})",
-                  {"site": SITE, "version": time.time_ns()})
-    assert post(client, key, PAGES).json()["results"] == owner
-    later = time.monotonic() + context.CONTEXT_SECONDS + 1
-    monkeypatch.setattr(context.time, "monotonic", lambda: later)
-    assert [row["dimensions"] for row in post(client, key, PAGES).json()["results"]] \
-        == [["(other)"]]
-    set_thresholds(store, SITE, k=1, public_k=5)  # written here: applies at once
-    assert post(client, key, PAGES).json()["results"] == owner
+def test_site_settings_are_cached_but_changes_apply(store: Store, engine_url: str,
+                                                    key: str) -> None:
+    clock = [time.time()]
+    with running_app(store, engine_url, clock=lambda: clock[0]) as own:
+        owner = post(own, key, PAGES).json()["results"]
+        assert len(owner) > 1
+        # Written behind the cache's back, as another process sharing a server would.
+        store.command("INSERT INTO report_settings (site, k, public_k, version) VALUES "
+                      "({site:String}, 1000, 1000, {version:UInt64})",
+                      {"site": SITE, "version": time.time_ns()})
+        assert post(own, key, PAGES).json()["results"] == owner
+        clock[0] += CONTEXT_SECONDS + 1
+        assert [row["dimensions"] for row in post(own, key, PAGES).json()["results"]] \
+            == [["(other)"]]
+        set_k(own, store, k=1, public_k=5)  # and the app told: applies at once
+        assert post(own, key, PAGES).json()["results"] == owner
 
 
 def test_reports_do_not_wait_for_the_writers_connection(client: TestClient, store: Store,

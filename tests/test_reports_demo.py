@@ -11,6 +11,7 @@ from collector.reports.builder import SiteContext
 from collector.reports.demo import generate
 from collector.reports.query import run_report
 from collector.reports.request import parse_query
+from collector.reports.sampling import Sampler, SamplingPolicy
 from collector.storage import Store, migrate, open_store
 
 SITE = "demo.example"
@@ -71,14 +72,14 @@ def test_nothing_lies_after_now_whatever_the_hour(engine_url: str, now: datetime
                                        "visit:os", "visit:device", "visit:country",
                                        "visit:city", "visit:utm_campaign"])
 def test_rollups_equal_raw_on_demo_data(store: Store, dimension: str,
-                                        rollups_in_use: None) -> None:
+                                        rollups_in_use: Sampler) -> None:
     metrics = ["visitors", "pageviews"] if dimension.startswith("event:") else \
         ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "events"]
     spec = parse_query({"site_id": SITE, "date_range": "7d", "metrics": metrics,
                         "dimensions": [dimension] if dimension else [],
                         "include": {"comparison": "previous_period"}})
-    planned = run_report(store, spec, SiteContext(SITE), NOW)
-    raw = run_report(store, spec, SiteContext(SITE), NOW, force_raw=True)
+    planned = run_report(store, spec, SiteContext(SITE), NOW, sampler=rollups_in_use)
+    raw = run_report(store, spec, SiteContext(SITE), NOW, force_raw=True, sampler=rollups_in_use)
     assert planned.meta["source"] == "rollup" and raw.meta["source"] == "raw"
     assert planned.meta["visitors_sample_percent"] == 6.25  # the same sample on both
     assert planned.results == raw.results
@@ -93,16 +94,12 @@ def test_small_ranges_count_exact_visitors_from_raw(store: Store) -> None:
     assert planned.results == exact.results
 
 
-def test_large_ranges_read_a_visitor_sample_equal_to_raw_sample(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    from collector.reports import query
-
-    monkeypatch.setattr(query, "EXACT_VISITORS_UP_TO_VISITS", 0)
-    monkeypatch.setattr(query, "_REMEMBERED", {})
+def test_large_ranges_read_a_visitor_sample_equal_to_raw_sample(store: Store) -> None:
+    sampler = Sampler(SamplingPolicy(exact_visitors_up_to_visits=0))
     spec = parse_query({"site_id": SITE, "date_range": "7d", "metrics": ["visitors", "visits"],
                         "dimensions": ["visit:device"]})
-    planned = run_report(store, spec, SiteContext(SITE), NOW)
-    exact = run_report(store, spec, SiteContext(SITE), NOW, force_raw=True)
+    planned = run_report(store, spec, SiteContext(SITE), NOW, sampler=sampler)
+    exact = run_report(store, spec, SiteContext(SITE), NOW, force_raw=True, sampler=sampler)
     assert planned.meta["visitors_sample_percent"] == 6.25
     assert planned.period is not None
     start, end = (int(moment.timestamp()) for moment in (planned.period.start,
@@ -115,18 +112,15 @@ def test_large_ranges_read_a_visitor_sample_equal_to_raw_sample(
         assert mine["metrics"][0] == sampled[mine["dimensions"][0]]  # the same sampled visitors
         assert mine["metrics"][1] == theirs["metrics"][1]  # visits stay exact
     # k > 1 folds on exact visitors, never on a sample.
-    folded = run_report(store, spec, SiteContext(SITE, k=2), NOW)
+    folded = run_report(store, spec, SiteContext(SITE, k=2), NOW, sampler=sampler)
     assert "visitors_sample_percent" not in folded.meta
 
 
-def test_raw_queries_over_many_rows_are_sampled_and_scaled(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    from collector.reports import query
-
-    monkeypatch.setattr(query, "SAMPLE_ABOVE_ROWS", 3_000)
+def test_raw_queries_over_many_rows_are_sampled_and_scaled(store: Store) -> None:
     spec = parse_query({"site_id": SITE, "date_range": "7d", "metrics": ["visitors", "visits"],
                         "filters": [["is_not", "visit:country", ["XX"]]]})
-    sampled = run_report(store, spec, SiteContext(SITE), NOW)
+    sampler = Sampler(SamplingPolicy(sample_above_rows=3_000))
+    sampled = run_report(store, spec, SiteContext(SITE), NOW, sampler=sampler)
     exact = run_report(store, spec, SiteContext(SITE), NOW, allow_sampling=False)
     assert 0 < sampled.meta["sample_percent"] < 100
     visits, exact_visits = sampled.results[0]["metrics"][1], exact.results[0]["metrics"][1]

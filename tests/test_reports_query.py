@@ -13,6 +13,7 @@ from collector.reports.builder import SiteContext
 from collector.reports.goals import Goal
 from collector.reports.query import Report, run_report
 from collector.reports.request import parse_query
+from collector.reports.sampling import Sampler
 from collector.storage import Store
 from tests.reporting_data import SITE, day, sample_site_events, store_events
 
@@ -27,11 +28,13 @@ def traffic(store: Store) -> Iterator[None]:
     yield
 
 
-def report(store: Store, k: int = 1, force_raw: bool = False, **body: Any) -> Report:
+def report(store: Store, k: int = 1, force_raw: bool = False, sampler: Sampler | None = None,
+           **body: Any) -> Report:
     body.setdefault("site_id", SITE)
     body.setdefault("date_range", TWO_DAYS)
     context = SiteContext(SITE, "UTC", GOALS, k)
-    return run_report(store, parse_query(body), context, NOW, force_raw=force_raw)
+    return run_report(store, parse_query(body), context, NOW, force_raw=force_raw,
+                      sampler=sampler)
 
 
 def rows(store: Store, **body: Any) -> list[tuple[Any, ...]]:
@@ -71,16 +74,17 @@ ROLLUP_QUERIES = [
 @pytest.mark.parametrize("body", ROLLUP_QUERIES,
                          ids=lambda body: ",".join(body.get("dimensions", ["top stats"])))
 def test_rollups_answer_like_raw_at_the_same_visitor_sample(store: Store, body: dict[str, Any],
-                                                            rollups_in_use: None) -> None:
-    planned, raw = report(store, **body), report(store, force_raw=True, **body)
+                                                            rollups_in_use: Sampler) -> None:
+    planned = report(store, sampler=rollups_in_use, **body)
+    raw = report(store, force_raw=True, sampler=rollups_in_use, **body)
     assert planned.meta["source"] == "rollup" and raw.meta["source"] == "raw"
     assert planned.meta["visitors_sample_percent"] == raw.meta["visitors_sample_percent"] == 6.25
     assert planned.results == raw.results
 
 
-def test_the_visitor_sample_scales_up(store: Store, rollups_in_use: None) -> None:
+def test_the_visitor_sample_scales_up(store: Store, rollups_in_use: Sampler) -> None:
     # Every test visitor's hash (1..6) lies in the 1/16 sample: each stands for 16.
-    result = report(store, metrics=["visitors", "visits"])
+    result = report(store, sampler=rollups_in_use, metrics=["visitors", "visits"])
     assert result.results == [{"dimensions": [], "metrics": [6 * 16, 7]}]
 
 
@@ -275,11 +279,11 @@ def test_injection_attempts_are_only_values(store: Store, attempt: str, operator
 
 
 def test_exit_pages_on_large_ranges_read_the_visitor_sample_of_collapsed_visits(
-        store: Store, rollups_in_use: None) -> None:
+        store: Store, rollups_in_use: Sampler) -> None:
     body = {"site_id": SITE, "date_range": TWO_DAYS, "metrics": ["visitors", "visits"],
             "dimensions": ["visit:exit_page"]}
     context = SiteContext(SITE, "UTC", GOALS)
-    sampled = run_report(store, parse_query(body), context, NOW)
+    sampled = run_report(store, parse_query(body), context, NOW, sampler=rollups_in_use)
     exact = run_report(store, parse_query(body), context, NOW, allow_sampling=False)
     assert sampled.meta["sample_percent"] == 6.25 and sampled.meta["table"] == "visits"
     assert "sample_percent" not in exact.meta

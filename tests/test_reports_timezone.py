@@ -13,6 +13,7 @@ from collector.reports.builder import SiteContext
 from collector.reports.dates import bucket_labels, days_range
 from collector.reports.query import run_report
 from collector.reports.request import parse_query
+from collector.reports.sampling import Sampler
 from collector.storage import Store
 from tests.reporting_data import make_event, store_events
 
@@ -86,15 +87,15 @@ def test_the_change_day_has_23_or_25_hours() -> None:
 
 
 def test_local_days_mix_daily_rollups_and_edge_hours_like_raw(store: Store,
-                                                               rollups_in_use: None) -> None:
+                                                               rollups_in_use: Sampler) -> None:
     now = datetime.now(UTC)
     context = SiteContext(SITE, BERLIN)
     range_ = [(CHANGE - timedelta(days=1)).isoformat(), CHANGE.isoformat()]
     for dimension in ("visit:country", "event:page"):
         spec = parse_query({"site_id": SITE, "metrics": ["visitors", "pageviews"],
                             "dimensions": [dimension], "date_range": range_})
-        planned = run_report(store, spec, context, now)
-        raw = run_report(store, spec, context, now, force_raw=True)
+        planned = run_report(store, spec, context, now, sampler=rollups_in_use)
+        raw = run_report(store, spec, context, now, force_raw=True, sampler=rollups_in_use)
         exact = run_report(store, spec, context, now, allow_sampling=False)
         # One whole UTC day from the daily table, the local hours around it from raw rows.
         assert planned.meta["table"].endswith("_rollup_daily")

@@ -7,7 +7,7 @@ from typing import Any
 
 from collector.cli.common import opened_store
 from collector.reports.auth import API_KEY, SHARE, create_key, list_keys, revoke_key
-from collector.reports.privacy import set_thresholds, thresholds
+from collector.reports.thresholds import set_thresholds, thresholds
 from collector.settings import Settings
 from collector.sites import normalize_domain
 

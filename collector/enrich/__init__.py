@@ -1,7 +1,7 @@
 """Enrichment: what a request carries → coarse, non-personal dimensions.
 
 Pure functions over readers and tables loaded once; nothing here does I/O per request
-except :class:`GeoLookup`'s ``stat`` of its files every 30 seconds. Nothing returned
+(changed files are reloaded by a background duty, ``collector.reloading``). Nothing returned
 identifies a visitor: browser major version, OS, device class, country/region, ISP
 organisation, referrer source, screen class and primary language.
 """

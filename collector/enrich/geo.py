@@ -6,14 +6,12 @@ Two schemas are read: GeoIP2/GeoLite2/DB-IP (``country.iso_code``,
 gives the ISP as ``autonomous_system_organization`` (or flat ``as_organization``/``org``).
 
 Readers are opened once at startup (memory-mapped) and swapped when the file on disk
-changes; the check costs one clock read per lookup and one ``stat`` per 30 s.
+changes: ``reload_if_changed`` is a background duty (``collector.reloading``), so a
+lookup never touches the file system.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -23,12 +21,10 @@ import maxminddb
 from maxminddb.errors import InvalidDatabaseError
 
 from collector.errors import ConfigurationError
-
-log = logging.getLogger(__name__)
+from collector.reloading import ReloadingFile
 
 GEOIP_SETTING = "COLLECTOR_GEOIP_DB"
 ASN_SETTING = "COLLECTOR_ASN_DB"
-RELOAD_CHECK_SECONDS = 30.0
 # Off by default: an address cache would keep visitors' IPs in memory beyond their own
 # request (PRIVACY: "the IP lives only in memory during one request"). Decoding a record
 # costs ~2-9 µs; operators who need those µs can opt in with cache_size=4096.
@@ -52,37 +48,30 @@ class Location(NamedTuple):
 UNKNOWN = Location()
 
 
-class _Database:
-    """One memory-mapped reader and the file identity it was opened from."""
+class _Database(NamedTuple):
+    """One memory-mapped reader and the kind of database it holds."""
 
-    def __init__(self, path: Path, setting: str) -> None:
-        self.path = path
-        self.setting = setting
-        self.signature = _signature(path, setting)
-        self.reader = _open_validated(path, setting)
-        self.kind = str(self.reader.metadata().database_type)
-
-    def reopened_if_changed(self) -> _Database:
-        try:
-            if _signature(self.path, self.setting) == self.signature:
-                return self
-            fresh = _Database(self.path, self.setting)
-        except ConfigurationError as exc:
-            # Keep answering from the old file: a bad update must not stop ingestion.
-            log.warning("keeping the loaded geo database: %s", exc)
-            return self
-        log.info("reloaded %s (%s)", self.path, fresh.kind)
-        # The old reader is not closed here: a lookup on another thread may still use
-        # it; it is unmapped when the last reference goes.
-        return fresh
+    reader: Any
+    kind: str
 
 
-def _signature(path: Path, setting: str) -> tuple[int, int]:
+def _open_database(path: Path, setting: str) -> _Database:
+    """The validated database at ``path``; ConfigurationError naming ``setting`` if not."""
     try:
-        status = path.stat()
+        path.stat()
     except OSError as exc:
         raise ConfigurationError(f"{setting}: cannot read {path}: {exc.strerror}") from exc
-    return status.st_mtime_ns, status.st_size
+    reader = _open_validated(path, setting)
+    return _Database(reader, str(reader.metadata().database_type))
+
+
+def _reloading(path: Path | None, setting: str) -> ReloadingFile[_Database] | None:
+    if path is None:
+        return None
+    # Replaced readers are not closed: a lookup on another thread may still use one; it
+    # is unmapped when the last reference goes.
+    return ReloadingFile(Path(path), lambda opened: _open_database(opened, setting),
+                         describe=lambda database: database.kind)
 
 
 def _open_validated(path: Path, setting: str) -> Any:
@@ -102,11 +91,11 @@ def _open_validated(path: Path, setting: str) -> Any:
     return reader
 
 
-def _record(database: _Database | None, ip: str) -> Any:
+def _record(database: ReloadingFile[_Database] | None, ip: str) -> Any:
     if database is None:
         return None
     try:
-        return database.reader.get(ip)
+        return database.current.reader.get(ip)
     except (ValueError, InvalidDatabaseError):
         # Not an address, IPv6 in an IPv4-only file, or a bad record: just unknown.
         return None
@@ -156,7 +145,7 @@ def _isp(record: Any) -> str:
 
 
 class GeoLookup:
-    """Country/region/ISP for an address, from databases opened once at startup."""
+    """Country/region/ISP for an address, from databases opened at startup."""
 
     def __init__(
         self,
@@ -164,57 +153,44 @@ class GeoLookup:
         asn_db: Path | None,
         keep_city: bool = False,
         *,
-        clock: Callable[[], float] = time.monotonic,
-        check_every: float = RELOAD_CHECK_SECONDS,
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
-        self._geo = _Database(Path(geoip_db), GEOIP_SETTING) if geoip_db else None
-        self._asn = _Database(Path(asn_db), ASN_SETTING) if asn_db else None
+        self._geo = _reloading(geoip_db, GEOIP_SETTING)
+        self._asn = _reloading(asn_db, ASN_SETTING)
+        self._files = [file for file in (self._geo, self._asn) if file is not None]
         # City is off by default: collect only what is needed (PRIVACY "minimal fields").
         self._keep_city = keep_city
-        self._clock = clock
-        self._check_every = check_every
-        self._next_check = clock() + check_every
-        self._lock = threading.Lock()
         self._cache: Any = lru_cache(maxsize=cache_size)(self._resolve) if cache_size else None
         self._answer: Callable[[str], Location] = self._cache or self._resolve
 
     def describe(self) -> str:
         """One line for the startup log: what is loaded, or how to get a database."""
-        if self._geo is None and self._asn is None:
+        if not self._files:
             return NO_DATABASE
-        parts = [f"{db.kind} from {db.path}" for db in (self._geo, self._asn) if db]
+        parts = [f"{file.current.kind} from {file.path}" for file in self._files]
         city = "city kept" if self._keep_city else "city dropped"
         return f"geo: {'; '.join(parts)} ({city})"
 
     def lookup(self, ip: str) -> Location:
         """Location of ``ip``; empty fields when unknown, invalid or not configured."""
         # The address is only an argument: never stored, logged or (by default) cached.
-        if self._clock() >= self._next_check:
-            self._reload_if_changed()
         return self._answer(ip)
 
     def _resolve(self, ip: str) -> Location:
         country, region, city = _place(_record(self._geo, ip), self._keep_city)
         return Location(country, region, city, _isp(_record(self._asn, ip)))
 
-    def _reload_if_changed(self) -> None:
-        with self._lock:
-            if self._clock() < self._next_check:
-                return  # another thread just checked
-            self._next_check = self._clock() + self._check_every
-            geo = self._geo.reopened_if_changed() if self._geo else None
-            asn = self._asn.reopened_if_changed() if self._asn else None
-            if geo is not self._geo or asn is not self._asn:
-                self._geo, self._asn = geo, asn
-                self._clear_cache()
+    def reload_if_changed(self) -> None:
+        """Background duty: reopen the databases whose files changed on disk."""
+        reloaded = [file.check() for file in self._files]
+        if any(reloaded):
+            self._clear_cache()
 
     def _clear_cache(self) -> None:
         if self._cache is not None:
             self._cache.cache_clear()
 
     def close(self) -> None:
-        for database in (self._geo, self._asn):
-            if database is not None:
-                database.reader.close()
+        for file in self._files:
+            file.current.reader.close()
         self._clear_cache()

@@ -25,11 +25,6 @@ SALT_BYTES = 32  # BLAKE2b keys up to 64 bytes; 256 bits is well past the 128 as
 logger = logging.getLogger("collector.salts")
 
 
-def day_number(timestamp_ms: int) -> int:
-    """UTC day as days since the epoch."""
-    return timestamp_ms // DAY_MS
-
-
 def day_date(number: int) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=number)
 

@@ -8,8 +8,6 @@ Store calls block, so they run in the thread pool, never on the event loop.
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -19,18 +17,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from collector.errors import InvalidField
-from collector.reports.auth import Grant, check_token, require_site
-from collector.reports.builder import SiteContext
-from collector.reports.context import cached_settings
+from collector.reports.auth import check_token, require_site
 from collector.reports.csv import csv_lines, wants_csv
-from collector.reports.goals import Goal, list_goals
-from collector.reports.privacy import Thresholds, thresholds
-from collector.reports.query import Report, run_report
+from collector.reports.query import Report
 from collector.reports.request import Condition, Filter, QuerySpec, parse_query
-from collector.storage import Store
+from collector.reports.service import Reports
 
 MAX_QUERY_BODY = 65536
-REALTIME_SECONDS = 5 * 60
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -42,13 +35,11 @@ def report_routes() -> list[Route]:
 
 
 async def query_endpoint(request: Request) -> Response:
-    store: Store = request.app.state.report_store
-    token = _token(request)
-    grant = await run_in_threadpool(check_token, store, token)
+    reports: Reports = request.app.state.reports
+    grant = await run_in_threadpool(check_token, reports.store, _token(request))
     spec = parse_query(await _json_body(request))
     require_site(grant, spec.site_id)
-    now = _now(request)
-    report = await run_in_threadpool(_report, store, spec, grant, now)
+    report = await run_in_threadpool(reports.run, spec, grant.kind)
     if wants_csv(request):
         return StreamingResponse(csv_lines(spec.dimensions, spec.metrics, report.results),
                                  media_type="text/csv", headers=NO_STORE)
@@ -57,36 +48,14 @@ async def query_endpoint(request: Request) -> Response:
 
 
 async def realtime_endpoint(request: Request) -> Response:
-    store: Store = request.app.state.report_store
-    grant = await run_in_threadpool(check_token, store, _token(request))
+    reports: Reports = request.app.state.reports
+    grant = await run_in_threadpool(check_token, reports.store, _token(request))
     site = request.query_params.get("site_id", "").strip().lower()
     if not site:
         raise InvalidField("required: the site's domain", "site_id")
     require_site(grant, site)
-    since = int(_now(request).timestamp()) - REALTIME_SECONDS
-    rows = await run_in_threadpool(
-        store.rows,
-        "SELECT uniq(visitor) FROM events WHERE site = {site:String} "
-        "AND timestamp >= toDateTime({since:UInt32}, 'UTC') AND name != 'engagement'",
-        {"site": site, "since": since})
-    return JSONResponse(int(rows[0][0]), headers=NO_STORE)
-
-
-def site_context(store: Store, site: str, grant_kind: str) -> SiteContext:
-    """The site's timezone, goals and the k-threshold that applies to this caller."""
-
-    def load() -> tuple[str, tuple[Goal, ...], Thresholds]:
-        zone = store.rows("SELECT timezone FROM sites FINAL WHERE domain = {site:String} "
-                          "AND deleted = 0", {"site": site})
-        return (zone[0][0] if zone else "UTC", tuple(list_goals(store, site)),
-                thresholds(store, site))
-
-    timezone, goals, limits = cached_settings(site, load)
-    return SiteContext(site, timezone, goals, limits.for_kind(grant_kind))
-
-
-def _report(store: Store, spec: QuerySpec, grant: Grant, now: datetime) -> Report:
-    return run_report(store, spec, site_context(store, spec.site_id, grant.kind), now)
+    visitors = await run_in_threadpool(reports.realtime_visitors, site)
+    return JSONResponse(visitors, headers=NO_STORE)
 
 
 def _token(request: Request) -> str | None:
@@ -105,11 +74,6 @@ async def _json_body(request: Request) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError:
         raise InvalidField("the body is not valid JSON", "body") from None
-
-
-def _now(request: Request) -> datetime:
-    clock = getattr(request.app.state, "clock", time.time)
-    return datetime.fromtimestamp(clock(), UTC)
 
 
 def _echo(spec: QuerySpec, report: Report) -> dict[str, Any]:

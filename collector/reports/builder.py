@@ -33,8 +33,8 @@ from collector.reports.dimensions import (
 from collector.reports.goals import Goal, condition_sql, goal_dimension_sql
 from collector.reports.metrics import COMPONENT_SQL, METRICS, component_sql, needs_visit_table
 from collector.reports.params import Parameters
-from collector.reports.privacy import folded_sql
 from collector.reports.request import Condition, Filter, Logical, QuerySpec
+from collector.reports.thresholds import folded_sql
 
 UTC_NAMES = ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Zulu", "Etc/Zulu", "Universal")
 DAY_SECONDS = 86400

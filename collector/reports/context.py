@@ -1,10 +1,9 @@
-"""A short-lived cache of what a report needs to know about its site.
+"""What a report needs to know about its site, cached briefly by each app.
 
 Reading a site's timezone, goals and thresholds costs three small queries
 (about 5 ms), on every request of a dashboard that fires ten at once. They
-change only through the admin commands: a change made in this process calls
-``settings_changed`` and applies to the next report; one made by another
-process sharing a ClickHouse server applies within ``CONTEXT_SECONDS``.
+change only through the admin commands, which run in another process: a change
+applies within ``CONTEXT_SECONDS``, or at once after ``SiteContexts.forget``.
 """
 
 from __future__ import annotations
@@ -12,31 +11,65 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+
+from collector.reports.builder import SiteContext
+from collector.reports.goals import Goal, list_goals
+from collector.reports.thresholds import Thresholds, thresholds
+from collector.sites import list_sites
+from collector.storage import Store
 
 CONTEXT_SECONDS = 10.0
-T = TypeVar("T")
-_cache: dict[str, tuple[float, int, object]] = {}  # site: (expiry, generation, value)
-_generation = [0]
-_lock = threading.Lock()
 
 
-def cached_settings(site: str, load: Callable[[], T]) -> T:
-    """``load()``'s answer for ``site``, reused until it expires or settings change."""
-    now = time.monotonic()
-    with _lock:
-        generation = _generation[0]
-        entry = _cache.get(site)
-    if entry and entry[0] > now and entry[1] == generation:
-        return entry[2]  # type: ignore[return-value]
-    value = load()
-    with _lock:  # stored under the generation it was read in: a change meanwhile wins
-        _cache[site] = (now + CONTEXT_SECONDS, generation, value)
-    return value
+@dataclass(frozen=True)
+class SiteSettings:
+    """A site's stored report settings, whoever asks."""
+
+    timezone: str
+    goals: tuple[Goal, ...]
+    thresholds: Thresholds
 
 
-def settings_changed() -> None:
-    """Forget every cached answer: a site's goals or thresholds were just written."""
-    with _lock:
-        _generation[0] += 1
-        _cache.clear()
+def load_site_settings(store: Store, site: str) -> SiteSettings:
+    """The stored settings of ``site``; a site not stored reports in UTC."""
+    stored = list_sites(store, site)
+    return SiteSettings(stored[0].timezone if stored else "UTC",
+                        tuple(list_goals(store, site)), thresholds(store, site))
+
+
+class SiteContexts:
+    """Each site's settings, reused for ``CONTEXT_SECONDS`` of ``clock``."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._clock = clock
+        self._cache: dict[str, tuple[float, SiteSettings]] = {}  # site: (loaded at, settings)
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def for_site(self, site: str, grant_kind: str) -> SiteContext:
+        """The site's timezone, goals and the k-threshold that applies to this caller."""
+        settings = self._settings(site)
+        return SiteContext(site, settings.timezone, settings.goals,
+                           settings.thresholds.for_kind(grant_kind))
+
+    def forget(self) -> None:
+        """Forget every cached answer: the next report reads its site's settings again."""
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
+
+    def _settings(self, site: str) -> SiteSettings:
+        now = self._clock()
+        with self._lock:
+            generation = self._generation
+            entry = self._cache.get(site)
+        # A clock that went back makes the entry stale too, never everlasting.
+        if entry is not None and 0 <= now - entry[0] < CONTEXT_SECONDS:
+            return entry[1]
+        settings = load_site_settings(self._store, site)
+        with self._lock:
+            if generation == self._generation:  # a forget() meanwhile wins over this read
+                self._cache[site] = (now, settings)
+        return settings

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 
 from collector.errors import InvalidField
-from collector.reports.context import settings_changed
 from collector.reports.params import Parameters
 from collector.storage import Store
 
@@ -87,4 +86,3 @@ def _save(store: Store, site: str, goal: Goal, deleted: bool) -> None:
         "{version:UInt64})",
         {"site": site, "name": goal.name, "kind": goal.kind, "pattern": goal.pattern,
          "deleted": int(deleted), "version": time.time_ns()})
-    settings_changed()

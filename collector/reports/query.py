@@ -8,8 +8,6 @@ serialise them.
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -24,20 +22,10 @@ from collector.reports.builder import (
     plan,
 )
 from collector.reports.dates import DateRange, bucket_labels, resolve
-from collector.reports.dimensions import EVENTS
 from collector.reports.metrics import change, metric_value
 from collector.reports.request import Condition, QuerySpec
+from collector.reports.sampling import Sampler
 from collector.storage import Store
-
-# Raw queries over more rows than this read a sample, scaled back up.
-SAMPLE_ABOVE_ROWS = 20_000_000
-# Visitors: exact (from the raw tables) up to this many visits in the range, then a
-# 1/16 sample, then 1/256 above the second bound (about 100k-300k visitors counted).
-EXACT_VISITORS_UP_TO_VISITS = 300_000
-SIXTEENTH_UP_TO_VISITS = 5_000_000
-# Sizes of a range (its visits, its raw rows) that pick the samples, kept this long.
-REMEMBER_SECONDS = 60.0
-_REMEMBERED: dict[tuple[object, ...], tuple[int, float]] = {}
 
 
 @dataclass
@@ -48,17 +36,26 @@ class Report:
 
 
 def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetime,
-               force_raw: bool = False, allow_sampling: bool = True) -> Report:
+               force_raw: bool = False, allow_sampling: bool = True,
+               sampler: Sampler | None = None) -> Report:
+    """The report ``spec`` asks for, as of ``now``.
+
+    ``sampler`` picks the samples and remembers range sizes between reports; an app
+    passes its own, and without one this report alone uses a fresh default.
+    """
     period = resolve(spec.date_range, context.timezone, now, _first_day(store, spec, context))
     _validate(spec, context)
+    sampler = sampler or Sampler()
     # Folding rare rows must see exact visitors, so k > 1 never samples them.
-    visitor_sample = _visitor_sample(store, context.site, period) \
+    visitor_sample = sampler.visitor_sample(store, context.site, period) \
         if allow_sampling and context.k <= 1 else 1
-    chosen = _plan(store, spec, context, period, force_raw, allow_sampling, visitor_sample)
+    reading = _Reading(store, context, sampler, force_raw, allow_sampling, visitor_sample)
+    chosen = reading.plan(spec, period)
+    # Totals and the comparison read as the main query ended up reading.
     visitor_sample = chosen.visitor_sample
+    reading = dataclasses.replace(reading, visitor_sample=visitor_sample)
     rows = _aggregate(store, build(spec, context, period, chosen), chosen)
-    total = _total_visitors(store, spec, context, period, force_raw, allow_sampling,
-                            visitor_sample)
+    total = _total_visitors(reading, spec, period)
     results = [_result(spec, row, total) for row in rows]
     meta: dict[str, Any] = {"source": "rollup" if chosen.is_rollup else "raw",
                             "table": chosen.source + ("_daily" if chosen.daily else "")}
@@ -74,9 +71,37 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
         previous = period.previous(context.timezone)
         meta["comparison_date_range"] = [previous.first_day.isoformat(),
                                          previous.last_day.isoformat()]
-        _add_comparison(store, spec, context, period, previous, results, force_raw,
-                        allow_sampling, visitor_sample)
+        _add_comparison(reading, spec, period, previous, results)
     return Report(results, meta, period)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What every query of one report shares: where it reads and how it may sample."""
+
+    store: Store
+    context: SiteContext
+    sampler: Sampler
+    force_raw: bool
+    allow_sampling: bool
+    visitor_sample: int
+
+    def plan(self, spec: QuerySpec, period: DateRange) -> Plan:
+        """A rollup when it can answer: it holds exact sums but only visitor samples, so
+        exact visitors (small ranges, k > 1) come from the raw tables. Raw queries over
+        very many rows read a SAMPLE of them instead, every metric scaled."""
+        chosen = plan(spec, period, self.force_raw or self.visitor_sample == 1,
+                      self.context.timezone)
+        if chosen.final and self.visitor_sample > 1:
+            # Exit pages need collapsed visits (FINAL), which costs seconds on millions of
+            # them: read the rows of the same 1/n visitor sample instead, every metric scaled.
+            return dataclasses.replace(chosen, sample=1 / self.visitor_sample)
+        if not chosen.is_rollup and self.allow_sampling:
+            sample = self.sampler.row_sample(self.store, chosen.source, self.context.site,
+                                             period)
+            if sample is not None:
+                return dataclasses.replace(chosen, sample=sample)
+        return dataclasses.replace(chosen, visitor_sample=self.visitor_sample)
 
 
 def _validate(spec: QuerySpec, context: SiteContext) -> None:
@@ -98,71 +123,6 @@ def _first_day(store: Store, spec: QuerySpec, context: SiteContext) -> date | No
                        "WHERE site = {site:String}", {"tz": context.timezone,
                                                       "site": context.site})
     return found[0][0] if found and found[0][1] else None
-
-
-def _with_sampling(store: Store, chosen: Plan, site: str, period: DateRange) -> Plan:
-    rows = _remembered((store.database, chosen.source, site, period.start, period.end),
-                       lambda: _count_rows(store, chosen.source, site, period))
-    if rows <= SAMPLE_ABOVE_ROWS:
-        return chosen
-    ratio = max(0.01, round(SAMPLE_ABOVE_ROWS / rows, 2))
-    return dataclasses.replace(chosen, sample=ratio)
-
-
-def _count_rows(store: Store, table: str, site: str, period: DateRange) -> int:
-    column = "timestamp" if table == EVENTS else "start_time"
-    return int(store.rows(
-        f"SELECT count() FROM {table} WHERE site = {{site:String}} "
-        f"AND {column} >= toDateTime({{start:UInt32}}, 'UTC') "
-        f"AND {column} < toDateTime({{end:UInt32}}, 'UTC')",
-        {"site": site, "start": int(period.start.timestamp()),
-         "end": int(period.end.timestamp())})[0][0])
-
-
-def _visitor_sample(store: Store, site: str, period: DateRange) -> int:
-    """1, 16 or 256 by the visits in the range."""
-    return _remembered((store.database, "visitor sample", site, period.start, period.end),
-                       lambda: _choose_visitor_sample(store, site, period))
-
-
-def _remembered(key: tuple[object, ...], compute: Callable[[], int]) -> int:
-    """``compute()``, remembered briefly: a dashboard asks about one range a dozen times."""
-    remembered = _REMEMBERED.get(key)
-    if remembered is not None and time.monotonic() - remembered[1] < REMEMBER_SECONDS:
-        return remembered[0]
-    value = compute()
-    if len(_REMEMBERED) > 1000:
-        _REMEMBERED.clear()
-    _REMEMBERED[key] = (value, time.monotonic())
-    return value
-
-
-def _choose_visitor_sample(store: Store, site: str, period: DateRange) -> int:
-    visits = store.rows(
-        "SELECT sum(visits) FROM visits_rollup WHERE site = {site:String} AND dimension = '' "
-        "AND hour >= toDateTime({start:UInt32}, 'UTC') AND hour < toDateTime({end:UInt32}, 'UTC')",
-        {"site": site, "start": int(period.start.timestamp()),
-         "end": int(period.end.timestamp())})[0][0]
-    if visits <= EXACT_VISITORS_UP_TO_VISITS:
-        return 1
-    return 16 if visits <= SIXTEENTH_UP_TO_VISITS else 256
-
-
-def _plan(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
-          force_raw: bool, allow_sampling: bool, visitor_sample: int) -> Plan:
-    """A rollup when it can answer: it holds exact sums but only visitor samples, so
-    exact visitors (small ranges, k > 1) come from the raw tables. Raw queries over
-    very many rows read a SAMPLE of them instead, every metric scaled."""
-    chosen = plan(spec, period, force_raw or visitor_sample == 1, context.timezone)
-    if chosen.final and visitor_sample > 1:
-        # Exit pages need collapsed visits (FINAL), which costs seconds on millions of
-        # them: read the rows of the same 1/n visitor sample instead, every metric scaled.
-        return dataclasses.replace(chosen, sample=1 / visitor_sample)
-    if not chosen.is_rollup and allow_sampling:
-        sampled = _with_sampling(store, chosen, context.site, period)
-        if sampled.sample is not None:
-            return sampled
-    return dataclasses.replace(chosen, visitor_sample=visitor_sample)
 
 
 def _aggregate(store: Store, built: BuiltQuery, chosen: Plan) -> list[tuple[list[Any],
@@ -195,8 +155,7 @@ def _result(spec: QuerySpec, row: tuple[list[Any], dict[str, float]],
             "metrics": [metric_value(name, parts, total) for name in spec.metrics]}
 
 
-def _total_visitors(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
-                    force_raw: bool, allow_sampling: bool, visitor_sample: int) -> float:
+def _total_visitors(reading: _Reading, spec: QuerySpec, period: DateRange) -> float:
     """Visitors of the whole period, the base of percentage and conversion_rate."""
     if not {"percentage", "conversion_rate"} & set(spec.metrics):
         return 0.0
@@ -205,21 +164,20 @@ def _total_visitors(store: Store, spec: QuerySpec, context: SiteContext, period:
                  if not (isinstance(item, Condition) and item.dimension == "event:goal"))
     total_spec = dataclasses.replace(spec, metrics=("visitors",), dimensions=(),
                                      filters=kept, order_by=(), comparison=False)
-    chosen = _plan(store, total_spec, context, period, force_raw, allow_sampling,
-                   visitor_sample)
-    rows = _aggregate(store, build(total_spec, dataclasses.replace(context, k=1), period,
-                                   chosen), chosen)
+    chosen = reading.plan(total_spec, period)
+    rows = _aggregate(reading.store, build(total_spec, dataclasses.replace(reading.context, k=1),
+                                           period, chosen), chosen)
     return rows[0][1]["visitors"] if rows else 0.0
 
 
-def _add_comparison(store: Store, spec: QuerySpec, context: SiteContext, period: DateRange,
-                    previous: DateRange, results: list[dict[str, Any]], force_raw: bool,
-                    allow_sampling: bool, visitor_sample: int) -> None:
-    chosen = _plan(store, spec, context, previous, force_raw, allow_sampling, visitor_sample)
+def _add_comparison(reading: _Reading, spec: QuerySpec, period: DateRange,
+                    previous: DateRange, results: list[dict[str, Any]]) -> None:
+    context = reading.context
+    chosen = reading.plan(spec, previous)
     unpaged = dataclasses.replace(spec, comparison=False)
-    rows = _aggregate(store, build(unpaged, context, previous, chosen, paginate=False), chosen)
-    total = _total_visitors(store, spec, context, previous, force_raw, allow_sampling,
-                            visitor_sample)
+    rows = _aggregate(reading.store, build(unpaged, context, previous, chosen, paginate=False),
+                      chosen)
+    total = _total_visitors(reading, spec, previous)
     earlier = {tuple(_moved(spec, dims, previous, period, context)): (dims, parts)
                for dims, parts in rows}
     for result in results:

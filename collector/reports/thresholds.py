@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from collector.errors import InvalidField
 from collector.reports.auth import SHARE
-from collector.reports.context import settings_changed
 from collector.storage import Store
 
 OTHER = "(other)"
@@ -44,7 +43,6 @@ def set_thresholds(store: Store, site: str, k: int, public_k: int) -> Thresholds
         "INSERT INTO report_settings (site, k, public_k, version) VALUES "
         "({site:String}, {k:UInt32}, {public_k:UInt32}, {version:UInt64})",
         {"site": site, "k": k, "public_k": public_k, "version": time.time_ns()})
-    settings_changed()
     return Thresholds(k, public_k)
 
 

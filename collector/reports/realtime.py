@@ -1,0 +1,20 @@
+"""Realtime visitors: distinct visitors of a site in the last few minutes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from collector.storage import Store
+
+REALTIME_SECONDS = 5 * 60
+
+
+def realtime_visitors(store: Store, site: str, now: datetime) -> int:
+    """Visitors with an event other than engagement in the ``REALTIME_SECONDS`` up to ``now``."""
+    until = int(now.timestamp())
+    rows = store.rows(
+        "SELECT uniq(visitor) FROM events WHERE site = {site:String} "
+        "AND timestamp >= toDateTime({since:UInt32}, 'UTC') "
+        "AND timestamp <= toDateTime({until:UInt32}, 'UTC') AND name != 'engagement'",
+        {"site": site, "since": until - REALTIME_SECONDS, "until": until})
+    return int(rows[0][0])

@@ -1,0 +1,41 @@
+"""What the report endpoints share for an app's lifetime: a store, a clock and the caches.
+
+Built once at startup (``collector.app``) and kept on ``app.state.reports``, so
+two apps in one process never share a cache, and the clock handed to
+``create_app`` decides what "today" and "the last five minutes" mean.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from collector.reports.context import SiteContexts
+from collector.reports.query import Report, run_report
+from collector.reports.realtime import realtime_visitors
+from collector.reports.request import QuerySpec
+from collector.reports.sampling import DEFAULT_SAMPLING, Sampler, SamplingPolicy
+from collector.storage import Store
+
+
+class Reports:
+    """Runs reports on ``store`` as of ``clock``, with this app's own caches."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time,
+                 sampling: SamplingPolicy = DEFAULT_SAMPLING) -> None:
+        self.store = store
+        self._clock = clock
+        self.site_contexts = SiteContexts(store, clock)
+        self.sampler = Sampler(sampling, clock)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def run(self, spec: QuerySpec, grant_kind: str) -> Report:
+        """The report ``spec`` asks for, with the k-threshold of ``grant_kind``."""
+        context = self.site_contexts.for_site(spec.site_id, grant_kind)
+        return run_report(self.store, spec, context, self.now(), sampler=self.sampler)
+
+    def realtime_visitors(self, site: str) -> int:
+        return realtime_visitors(self.store, site, self.now())
