@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from collector.acquisition import ArrivalReader
 from collector.enrich import (
     GeoLookup,
     SpamList,
-    classify_referrer,
     classify_user_agent,
     is_prefetch,
     primary_language,
@@ -26,9 +26,7 @@ from collector.event import Event
 from collector.ingest import IncomingEvent
 from collector.privacy import (
     ClientAddressResolver,
-    PageUrlCleaner,
     SaltKeeper,
-    clean_referrer,
     opted_out,
     visitor_hash,
 )
@@ -70,8 +68,7 @@ class Pipeline:
         self._clock = clock
         self._continues_visit = continues_visit
         self._addresses = ClientAddressResolver(settings.trusted_proxies)
-        self._pages = PageUrlCleaner(settings.query_allowlist, settings.scrub_paths,
-                                     settings.max_path_length)
+        self._arrivals = ArrivalReader.from_settings(settings)
         self.drops = DropCounts()
 
     @property
@@ -90,21 +87,16 @@ class Pipeline:
         agent = classify_user_agent(user_agent)
         if agent.bot or not user_agent:  # browsers always send one; scripts often don't
             return self.drops.count("bot")
-        page = self._pages.clean(incoming.url, incoming.hash_mode)
+        arrival = self._arrivals.read(incoming.url, incoming.referrer, incoming.hash_mode)
         sites = [site for site in map(self._sites.get, incoming.domains) if site is not None]
         if not sites:
             return self.drops.count("unknown-site")
-        referrer = clean_referrer(incoming.referrer, page.hostname, self._settings.max_path_length)
-        referrer_host = referrer.split("/", 1)[0]
+        referrer_host = arrival.referrer_host
         if referrer_host and self.spam.is_spam(referrer_host):
             return self.drops.count("spam")
-        tags = page.tags
-        source, medium = classify_referrer(referrer_host)
-        if not source:  # no referrer: the campaign tags name the source, if any
-            source = tags.get("ref") or tags.get("source") or tags.get("utm_source", "")
         # The IP is used from here to the end of this function, and never leaves it.
         ip = self._addresses.resolve(peer, headers)
-        sites = [site for site in sites if not site.excludes(ip, page.pathname)]
+        sites = [site for site in sites if not site.excludes(ip, arrival.page.pathname)]
         if not sites:
             return self.drops.count("excluded")
         location = self._geo.lookup(ip)
@@ -112,19 +104,19 @@ class Pipeline:
         salt = self._salts.salt_for(now_ms)
         language = primary_language(headers.get("accept-language"))
         screen = screen_class(incoming.screen_width)
+        from_urls = arrival.event_fields()
         return [
             Event(
-                site.domain, now_ms, incoming.name,
-                self._visitor(salt, site.domain, ip, user_agent, now_ms), 0,
-                page.hostname, page.pathname, referrer, source, medium,
-                tags.get("utm_source", ""), tags.get("utm_medium", ""),
-                tags.get("utm_campaign", ""), tags.get("utm_term", ""),
-                tags.get("utm_content", ""),
-                agent.browser, agent.browser_version, agent.os, agent.os_version,
-                agent.device, screen, language,
-                location.country, location.region, location.city, location.isp,
-                incoming.prop_keys, incoming.prop_values, int(incoming.interactive),
-                incoming.scroll_depth, incoming.engaged_ms,
+                site=site.domain, timestamp_ms=now_ms, name=incoming.name,
+                visitor=self._visitor(salt, site.domain, ip, user_agent, now_ms), visit=0,
+                **from_urls,
+                browser=agent.browser, browser_version=agent.browser_version, os=agent.os,
+                os_version=agent.os_version, device=agent.device, screen=screen,
+                language=language, country=location.country, region=location.region,
+                city=location.city, isp=location.isp,
+                prop_keys=incoming.prop_keys, prop_values=incoming.prop_values,
+                interactive=int(incoming.interactive), scroll_depth=incoming.scroll_depth,
+                engaged_ms=incoming.engaged_ms,
             )
             for site in sites
         ]

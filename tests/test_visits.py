@@ -76,9 +76,9 @@ def test_engagement_without_a_live_visit_starts_nothing() -> None:
 
 def test_visit_attributes_come_from_the_first_event() -> None:
     tracker = VisitTracker()
-    tracker.track(make_event(0, 1, "/landing", referrer_source="Google",
-                             referrer_medium="search", country="FR"))
-    _, rows = tracker.track(make_event(1000, 1, "/next", referrer_source="", country="DE"))
+    tracker.track(make_event(0, 1, "/landing", referrer="https://www.google.com/",
+                             country="FR"))
+    _, rows = tracker.track(make_event(1000, 1, "/next", country="DE"))
     state = _state(rows)
     assert (state["referrer_source"], state["channel"], state["country"]) == \
         ("Google", "Organic Search", "FR")

@@ -4,6 +4,10 @@ The table of known hosts is data (``data/referrers.csv``), so adding a search en
 is a one-line change. A host matches itself or its nearest listed parent domain:
 ``news.google.com`` is "Google News" because it is listed, ``maps.google.com`` falls
 back to "Google". Google's country domains also match by rule.
+
+A visit with no referrer may still name its source in a campaign tag (ChatGPT adds
+``utm_source=chatgpt.com`` to the links it cites, and a link opened from an app
+carries no referrer): ``classify_tagged_source`` reads such a tag against the same table.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ def _load_table() -> dict[str, ReferrerClass]:
 
 
 KNOWN_REFERRERS: dict[str, ReferrerClass] = _load_table()
+# Source names, lower-cased: a tag saying "chatgpt" or "Google" means that source.
+KNOWN_SOURCES: dict[str, ReferrerClass] = {
+    found.source.lower(): found for found in KNOWN_REFERRERS.values()}
 
 
 def _normalized(host: str) -> str:
@@ -88,3 +95,17 @@ def classify_referrer(host: str) -> ReferrerClass:
     if found is not None:
         return found
     return ReferrerClass(normalized, REFERRAL)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def classify_tagged_source(tag: str) -> ReferrerClass:
+    """Source and medium named by a ``ref``/``source``/``utm_source`` tag of a visit with
+    no referrer: a known source name (any case) or host classifies like that referrer;
+    any other tag is the source as written, medium "direct" (nothing referred it)."""
+    value = tag.strip()
+    if not value:
+        return DIRECT_CLASS
+    found = KNOWN_SOURCES.get(value.lower())
+    if found is None and "." in value:  # only a dotted tag can name a host
+        found = _match(_normalized(value))
+    return found if found is not None else ReferrerClass(value, DIRECT)
