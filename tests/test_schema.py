@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -74,10 +75,15 @@ def test_a_store_migrates_forward_with_its_traffic(scratch: Store,
     raw tables, and from the rollups, including visit:screen, backfilled by 0006."""
     migrate(scratch, up_to=5)
     store_events(scratch, sample_site_events())
+    # Before the channel fix, ingest stored direct visits as "Referral".
+    scratch.command("ALTER TABLE visits UPDATE channel = 'Referral' WHERE channel = 'Direct'",
+                    settings={"mutations_sync": 2})
     migrate(scratch)
     assert schema_differences(scratch) == []
+    assert scratch.rows("SELECT DISTINCT channel FROM visits ORDER BY channel") == [
+        ("Direct",), ("Organic Search",), ("Organic Social",)]
     now = datetime.combine(day(5), datetime.min.time(), UTC) + timedelta(hours=12)
-    for name in ("visit:screen", "visit:source", "event:page"):
+    for name in ("visit:screen", "visit:channel", "visit:source", "event:page"):
         metrics = ["visitors", "visits"] if name.startswith("visit:") else ["visitors", "events"]
         spec = parse_query({"site_id": SITE, "metrics": metrics, "dimensions": [name],
                             "date_range": [day(0).isoformat(), day(1).isoformat()]})
@@ -114,3 +120,9 @@ def test_rollup_views_are_generated_from_the_declared_dimensions(store: Store) -
         assert f"('{dimension}', toString({dimension}))" in views["visits_rollup_daily_mv"]
     assert views["events_rollup_daily_mv"].endswith(
         "GROUP BY site, hour, " + ", ".join(rollup_dimensions("events")))
+
+
+def test_the_reports_guide_lists_every_dimension() -> None:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "reports.md").read_text()
+    listed = next(line for line in guide.splitlines() if line.startswith("| `dimensions` |"))
+    assert [name for name in DIMENSIONS if f"`{name}`" not in listed] == []

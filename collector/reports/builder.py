@@ -22,7 +22,6 @@ from collector.reports.dimensions import (
     EVENTS,
     EVENTS_ROLLUP,
     TIME_COLUMNS,
-    VISITS,
     VISITS_ROLLUP,
     dimension,
     raw_table_of,
@@ -35,23 +34,11 @@ from collector.reports.metrics import COMPONENT_SQL, METRICS, component_sql, nee
 from collector.reports.params import Parameters
 from collector.reports.request import Condition, Filter, Logical, QuerySpec
 from collector.reports.thresholds import folded_sql
+from collector.schema import rollup_dimensions
+from collector.storage.rollups import events_hours, visits_dimension_hours
 
 UTC_NAMES = ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Zulu", "Etc/Zulu", "Universal")
 DAY_SECONDS = 86400
-
-# The aggregates of the rollup views (migration 0005), for hours rolled up at query time.
-_S16, _S256 = 2 ** 60, 2 ** 56  # visitor < 2^64 / n: the 1/n visitor sample
-VISIT_ROLLUP_SQL = (
-    f"uniqStateIf(visitor, visitor < {_S16}) AS visitors_s16, "
-    f"uniqStateIf(visitor, visitor < {_S256}) AS visitors_s256, "
-    "sum(toInt64(sign)) AS visits, sum(sign * toInt64(pageviews)) AS pageviews, "
-    "sum(sign * toInt64(events)) AS events, sum(sign * toInt64(is_bounce)) AS bounces, "
-    "sum(sign * toInt64(duration)) AS duration")
-EVENT_ROLLUP_SQL = (
-    f"uniqStateIf(visitor, visitor < {_S16}) AS visitors_s16, "
-    f"uniqStateIf(visitor, visitor < {_S256}) AS visitors_s256, "
-    f"uniqStateIf(visit, visitor < {_S16}) AS visits_s16, "
-    f"uniqStateIf(visit, visitor < {_S256}) AS visits_s256, count() AS events")
 
 # Membership subqueries look this far around the range: a visit that started
 # before the range can have events in it, and one that started in it can end after.
@@ -220,20 +207,14 @@ def _hourly_rows(chosen: Plan, during: Callable[[str], str], site: str,
     """Rollup-shaped rows for the hours ``during(time column)`` selects.
 
     The site totals come from the hourly table; any other dimension is rolled up
-    here from the raw rows by the same SELECT as its daily view (migration 0005):
-    cheap for the few hours at the edges of a range.
+    here from the raw rows with the aggregates of its daily view
+    (``collector.storage.rollups``): cheap for the few hours at the edges of a range.
     """
     if chosen.source == VISITS_ROLLUP and named is None:
         return f"SELECT * FROM {VISITS_ROLLUP} WHERE site = {site} AND {during('hour')}"
     if chosen.source == VISITS_ROLLUP and named is not None:
-        column = rollup_key(named)  # an allow-listed column name, never request text
-        return (f"SELECT site, '{column}' AS dimension, toStartOfHour(start_time) AS hour, "
-                f"toString({column}) AS value, {VISIT_ROLLUP_SQL} FROM {VISITS} "
-                f"WHERE site = {site} AND {during('start_time')} GROUP BY site, hour, value")
-    return (f"SELECT site, toStartOfHour(timestamp) AS hour, name, hostname, pathname, "
-            f"{EVENT_ROLLUP_SQL} FROM {EVENTS} WHERE site = {site} "
-            f"AND name != 'engagement' AND {during('timestamp')} "
-            "GROUP BY site, hour, name, hostname, pathname")
+        return visits_dimension_hours(rollup_key(named), site, during("start_time"))
+    return events_hours(rollup_dimensions("events"), site, during("timestamp"))
 
 
 def _from(chosen: Plan, period: DateRange, params: Parameters, site: str,

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from itertools import accumulate
 
 from collector.channels import channel_of
+from collector.schema import column_names
 from collector.storage import Store, open_store
 
 HOURLY_WEIGHTS = (2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 9, 9, 8, 8, 9, 9, 8, 7, 7, 7, 6, 5, 4, 3)
@@ -99,8 +100,7 @@ def generate(store: Store, site: str, events: int, days: int, seed: int = 1,
     firsts = range(0, visits, CHUNK_VISITS)
     chunks = [_parameters(site, seed, first, min(CHUNK_VISITS, visits - first), visits, days,
                           end) for first in firsts]
-    inserts = (f"INSERT INTO visits ({VISIT_INSERT_COLUMNS}) {_visits_sql()}",
-               f"INSERT INTO events ({EVENT_INSERT_COLUMNS}) {_events_sql()}")
+    inserts = (_visits_sql(), _events_sql())
     work = iter([(index, insert) for index in range(len(chunks)) for insert in inserts])
     halves = [0] * len(chunks)  # inserts finished per chunk
     lock = threading.Lock()
@@ -237,49 +237,61 @@ FROM numbers({{first:UInt64}}, {{count:UInt64}})
 """
 
 
-VISIT_INSERT_COLUMNS = (
-    "site, visitor, visit, start_time, end_time, duration, pageviews, events, "
-    "interactive_events, is_bounce, engaged_ms, entry_page, exit_page, hostname, referrer, "
-    "referrer_source, referrer_medium, channel, utm_source, utm_medium, utm_campaign, "
-    "utm_term, utm_content, browser, browser_version, os, os_version, device, screen, "
-    "language, country, region, city, isp, sign, version")
+# The expression of every column of each table, by name; ``_select`` orders them as
+# ``collector.schema`` declares the table and fails on a column without one.
+_SHARED = {
+    "referrer": "{referrers:Array(String)}[s]", "referrer_source": "{sources:Array(String)}[s]",
+    "referrer_medium": "{mediums:Array(String)}[s]",
+    "utm_source": "{utm_sources:Array(String)}[s]", "utm_medium": "{utm_mediums:Array(String)}[s]",
+    "utm_campaign": "if({utm_sources:Array(String)}[s] = '', '', 'spring-launch')",
+    "utm_term": "''", "utm_content": "''",
+    "browser": "{browsers:Array(String)}[b]",
+    "browser_version": "{browser_versions:Array(String)}[b]",
+    "os": "{systems:Array(String)}[o]", "os_version": "{system_versions:Array(String)}[o]",
+    "device": "{devices:Array(String)}[o]", "screen": "{screens:Array(String)}[o]",
+    "language": "{languages:Array(String)}[g]", "country": "{countries:Array(String)}[g]",
+    "region": "{regions:Array(String)}[g]", "city": "{cities:Array(String)}[g]",
+    "isp": "{isps:Array(String)}[g]",
+}
+_LAST_EVENT = "(pageviews + customs - 1) * gap"
+VISIT_EXPRESSIONS = {
+    **_SHARED, "site": "{site:String}", "visitor": "visitor_id", "visit": "visit_id",
+    "start_time": "toDateTime64(start_s, 3, 'UTC')", "duration": _LAST_EVENT,
+    "pageviews": "pageviews", "events": "pageviews + customs", "interactive_events": "customs",
+    "is_bounce": "pageviews = 1 AND customs = 0", "engaged_ms": "0",
+    "entry_page": "pages[1]", "exit_page": "pages[-1]", "hostname": "{site:String}",
+    "channel": "{channels:Array(String)}[s]", "sign": "1", "version": "0",
+}
+EVENT_EXPRESSIONS = {
+    **_SHARED, "site": "{site:String}", "timestamp": "toDateTime64(start_s + k * gap, 3, 'UTC')",
+    "name": "if(k < pageviews, 'pageview', custom_name)", "visitor": "visitor_id",
+    "visit": "visit_id", "hostname": "{site:String}",
+    "pathname": "if(k < pageviews, pages[k + 1], pages[-1])",
+    "prop_keys": "if(k < pageviews, [], ['plan'])", "prop_values": "if(k < pageviews, [], ['pro'])",
+    "interactive": "1", "scroll_depth": "0", "engaged_ms": "0",
+}
 
-EVENT_INSERT_COLUMNS = (
-    "site, timestamp, name, visitor, visit, hostname, pathname, referrer, referrer_source, "
-    "referrer_medium, utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, "
-    "browser_version, os, os_version, device, screen, language, country, region, city, isp, "
-    "prop_keys, prop_values, interactive, scroll_depth, engaged_ms")
 
-_SHARED = """
-    {referrers:Array(String)}[s], {sources:Array(String)}[s], {mediums:Array(String)}[s]"""
-_UTM = """
-    {utm_sources:Array(String)}[s], {utm_mediums:Array(String)}[s],
-    if({utm_sources:Array(String)}[s] = '', '', 'spring-launch'), '', ''"""
-_CLIENT = """
-    {browsers:Array(String)}[b], {browser_versions:Array(String)}[b],
-    {systems:Array(String)}[o], {system_versions:Array(String)}[o],
-    {devices:Array(String)}[o], {screens:Array(String)}[o], {languages:Array(String)}[g],
-    {countries:Array(String)}[g], {regions:Array(String)}[g], {cities:Array(String)}[g],
-    {isps:Array(String)}[g]"""
+def _select(table: str, expressions: dict[str, str]) -> tuple[str, str]:
+    """(column list, SELECT list) of ``table`` in its declared order."""
+    names = column_names(table)
+    return ", ".join(names), ",\n    ".join(expressions[name] for name in names)
 
 
 def _visits_sql() -> str:
+    columns, selected = _select("visits", VISIT_EXPRESSIONS)
     return f"""
-SELECT {{site:String}}, visitor_id, visit_id, toDateTime64(start_s, 3, 'UTC'),
-    toDateTime64(start_s + (pageviews + customs - 1) * gap, 3, 'UTC'),
-    (pageviews + customs - 1) * gap, pageviews, pageviews + customs, customs,
-    pageviews = 1 AND customs = 0, 0, pages[1], pages[-1], {{site:String}},{_SHARED},
-    {{channels:Array(String)}}[s],{_UTM},{_CLIENT}, 1, 0
+INSERT INTO visits ({columns})
+SELECT {selected}
 FROM ({_visit_attributes()})
 """
 
 
 def _events_sql() -> str:
+    columns, selected = _select("events", EVENT_EXPRESSIONS)
     return f"""
-SELECT {{site:String}}, toDateTime64(start_s + k * gap, 3, 'UTC'),
-    if(k < pageviews, 'pageview', custom_name), visitor_id, visit_id, {{site:String}},
-    if(k < pageviews, pages[k + 1], pages[-1]),{_SHARED},{_UTM},{_CLIENT},
-    if(k < pageviews, [], ['plan']), if(k < pageviews, [], ['pro']), 1, 0, 0
+INSERT INTO events ({columns})
+SELECT {selected}
 FROM ({_visit_attributes()})
 ARRAY JOIN range(pageviews + customs) AS k
 """

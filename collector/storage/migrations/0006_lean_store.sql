@@ -4,6 +4,8 @@
 --    dictionary-encoded (LowCardinality).
 --  * visits.end_time dropped: no report reads it; a visit's length is `duration`.
 --  * visit:screen joins the daily rollup (backfilled below for stored visits).
+--  * Channels stored before the fix of direct and AI-assistant visits are corrected
+--    (they read "Referral"), and the channel rollup rebuilt from them.
 -- The column list of events and visits is collector/schema.py; the views' SELECTs
 -- are generated from the dimension lists named here (collector/storage/rollups.py).
 -- Changing a column's type rewrites that column of every part (minutes on a large
@@ -82,6 +84,14 @@ ALTER TABLE visits{{on_cluster}}
     MODIFY COLUMN city LowCardinality(String) CODEC(ZSTD(1)),
     MODIFY COLUMN isp LowCardinality(String) CODEC(ZSTD(1));
 
+ALTER TABLE visits{{on_cluster}}
+    UPDATE channel = multiIf(referrer_medium = 'ai-assistant', 'AI Assistants', 'Direct')
+    WHERE channel = 'Referral' AND referrer_source = '' AND utm_source = ''
+        AND utm_campaign = '' AND referrer_medium IN ('', 'direct')
+        OR channel = 'Referral' AND referrer_medium = 'ai-assistant';
+
+ALTER TABLE visits_rollup_daily{{on_cluster}} DELETE WHERE dimension = 'channel';
+
 ALTER TABLE visits_rollup{{on_cluster}}
     MODIFY COLUMN value String CODEC(ZSTD(1)),
     MODIFY COLUMN visitors_s16 AggregateFunction(uniq, UInt64) CODEC(ZSTD(1)),
@@ -110,5 +120,5 @@ CREATE MATERIALIZED VIEW visits_rollup_daily_mv{{on_cluster}} TO visits_rollup_d
 CREATE MATERIALIZED VIEW events_rollup_daily_mv{{on_cluster}} TO events_rollup_daily AS
 {{events_rollup_daily_select: name, hostname, pathname}};
 
--- Stored visits rolled up for the dimension this migration adds:
--- backfill-dimensions: screen
+-- Stored visits rolled up for the dimension this migration adds, and the corrected one:
+-- backfill-dimensions: screen, channel
