@@ -12,21 +12,20 @@ checks that both give the same answers (visitors within the uniq error bound).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+
+from demo_store import demo_arguments, open_demo_store
 
 from collector.reports.builder import SiteContext
 from collector.reports.demo import generate, progress_bar
 from collector.reports.query import Report, run_report
 from collector.reports.request import QuerySpec, parse_query
 from collector.reports.sampling import Sampler
-from collector.storage import Store, migrate, open_store
+from collector.storage import Store
 
 SITE = "demo.example"
 # uniq() is exact below 65536 values and within ~1-2% above; counts must match exactly.
@@ -145,16 +144,10 @@ def _close(name: str, value: Any, other: Any, sample: float, visitors: float) ->
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--days", type=int, default=90)
+    parser = demo_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per query (p50 shown)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="embedded data directory (default: a fresh temporary one)")
     arguments = parser.parse_args()
-    directory = arguments.data_dir or Path(tempfile.mkdtemp(prefix="bench-reports-"))
-    store = open_store(f"chdb://{directory}", "bench")
-    migrate(store)
+    store = open_demo_store(arguments, "bench-reports-", "bench")
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     prepare(store, arguments.events, arguments.days, now)
     print(f"\n{'query':<24}{'rollup p50 ms':>14}{'raw p50 ms':>12}{'ratio':>8}  source")

@@ -11,13 +11,12 @@ and the total divided by the events stored: the figure README quotes.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
-from pathlib import Path
+
+from demo_store import demo_arguments, open_demo_store
 
 from collector.reports.demo import generate, progress_bar
-from collector.storage import Store, migrate, open_store
+from collector.storage import Store
 
 SITE = "demo.example"
 
@@ -47,15 +46,8 @@ def settle(store: Store) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="engine directory (default: a fresh temporary one)")
-    arguments = parser.parse_args()
-    directory = arguments.data_dir or Path(tempfile.mkdtemp(prefix="bench-storage-"))
-    store = open_store(f"chdb://{directory}", "bench_storage")
-    migrate(store)
+    arguments = demo_arguments(__doc__.splitlines()[0]).parse_args()
+    store = open_demo_store(arguments, "bench-storage-", "bench_storage")
     result = generate(store, SITE, arguments.events, arguments.days, progress=progress_bar)
     print(f"\n{result.events:,} events, {result.visits:,} visits in {result.seconds:.1f} s "
           f"({result.events_per_second:,.0f} events/s)", file=sys.stderr)
