@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from fnmatch import translate
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from collector.errors import InvalidField
 from collector.privacy.urls import normalize_host
@@ -64,6 +65,19 @@ def normalize_domain(domain: str, field_name: str = "domain") -> str:
     if not _DOMAIN.match(cleaned):
         raise InvalidField(f"{domain!r} is not a domain name", field_name)
     return cleaned
+
+
+def domain_of(text: str, field_name: str = "domain") -> str:
+    """The site an operator means by ``text``: a domain, or an address on the site
+    (``https://Shop.Example.com/`` is ``shop.example.com``)."""
+    text = text.strip()
+    try:
+        host = urlsplit(text if "://" in text else f"//{text}").hostname
+    except ValueError:  # an unbalanced "[" or a port out of range
+        host = None
+    if not host or not _DOMAIN.match(normalize_host(host)):
+        raise InvalidField(f"{text!r} is not a domain name", field_name)
+    return normalize_domain(host, field_name)
 
 
 class SiteRegistry:
@@ -125,7 +139,7 @@ def save_site(store: Store, site: Site, deleted: bool = False) -> None:
 
 
 def add_site(store: Store, domain: str, timezone: str = "UTC") -> Site:
-    domain = normalize_domain(domain)
+    domain = domain_of(domain)
     _check_timezone(store, timezone)
     existing = _stored_site(store, domain)
     site = dataclasses.replace(existing, timezone=timezone) if existing \
@@ -135,7 +149,7 @@ def add_site(store: Store, domain: str, timezone: str = "UTC") -> Site:
 
 
 def remove_site(store: Store, domain: str) -> bool:
-    domain = normalize_domain(domain)
+    domain = domain_of(domain)
     existing = _stored_site(store, domain)
     if existing is None:
         return False
@@ -145,18 +159,70 @@ def remove_site(store: Store, domain: str) -> bool:
 
 def set_exclusions(store: Store, domain: str, ips: tuple[str, ...],
                    paths: tuple[str, ...]) -> Site:
-    domain = normalize_domain(domain)
+    """Replace the site's excluded IP ranges and path globs."""
+    existing = _existing_site(store, domain)
+    for cidr in ips:
+        _network(cidr, "ip")
+    site = make_site(existing.domain, existing.timezone, ips, paths)
+    save_site(store, site)
+    return site
+
+
+def change_exclusions(store: Store, domain: str, *, add_ips: tuple[str, ...] = (),
+                      remove_ips: tuple[str, ...] = (), add_paths: tuple[str, ...] = (),
+                      remove_paths: tuple[str, ...] = (), clear: bool = False) -> Site:
+    """Add and remove excluded IP ranges and path globs; ``clear`` first drops them all.
+
+    Removing a range or glob the site does not exclude is an error (a typo would
+    otherwise pass silently); adding one it already excludes changes nothing.
+    """
+    existing = _existing_site(store, domain)
+    networks = [] if clear else list(existing.exclude_ips)
+    paths = [] if clear else list(existing.exclude_paths)
+    for cidr in remove_ips:
+        network = _network(cidr, "remove_ip")
+        if network not in networks:
+            raise InvalidField(f"{existing.domain} does not exclude {network}", "remove_ip")
+        networks.remove(network)
+    for glob in remove_paths:
+        if glob not in paths:
+            raise InvalidField(f"{existing.domain} does not exclude {glob!r}", "remove_path")
+        paths.remove(glob)
+    networks += [network for network in dict.fromkeys(_network(cidr, "ip") for cidr in add_ips)
+                 if network not in networks]
+    paths += [glob for glob in dict.fromkeys(add_paths) if glob not in paths]
+    site = make_site(existing.domain, existing.timezone,
+                     tuple(str(network) for network in networks), tuple(paths))
+    if site != existing:
+        save_site(store, site)
+    return site
+
+
+def check_allowed(store: Store, domain: str, configured: tuple[str, ...],
+                  field_name: str = "site") -> str:
+    """``domain`` normalised; InvalidField when an allow-list exists without it (in dev
+    mode, with no site at all, every domain is allowed)."""
+    domain = domain_of(domain, field_name)
+    allowed = {site.domain for site in list_sites(store)} | set(configured)
+    if allowed and domain not in allowed:
+        raise InvalidField(f"unknown site {domain!r}; add it first with "
+                           f"`collector sites add {domain}`", field_name)
+    return domain
+
+
+def _existing_site(store: Store, domain: str) -> Site:
+    domain = domain_of(domain)
     existing = _stored_site(store, domain)
     if existing is None:
         raise InvalidField(f"unknown site {domain!r}; add it first", "domain")
-    for cidr in ips:
-        try:
-            ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            raise InvalidField(f"{cidr!r} is not a CIDR range", "ip") from None
-    site = make_site(domain, existing.timezone, ips, paths)
-    save_site(store, site)
-    return site
+    return existing
+
+
+def _network(cidr: str, field_name: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(cidr.strip(), strict=False)
+    except ValueError:
+        raise InvalidField(f"{cidr!r} is not a CIDR range", field_name) from None
 
 
 def _check_timezone(store: Store, timezone: str) -> None:

@@ -2,42 +2,55 @@
 
 from __future__ import annotations
 
-import argparse
+import time
 from typing import Any
 
-from collector.settings import Settings, documented_settings
-from collector.storage import open_store
-from collector.storage.migrations import migrate
+import click
+
+from collector.cli.output import emit, json_option, run, settings_from_context
+from collector.settings import documented_settings
 
 
-def register(commands: Any) -> None:
-    migrate_command = commands.add_parser("migrate", help="apply pending schema migrations")
-    migrate_command.set_defaults(handler=run_migrate)
-    settings_command = commands.add_parser("settings", help="list every COLLECTOR_* setting")
-    settings_command.add_argument("--markdown", action="store_true", help="as a Markdown table")
-    settings_command.set_defaults(handler=show_settings)
+@click.command()
+@json_option
+@click.pass_context
+def migrate(ctx: click.Context, as_json: bool) -> None:
+    """Apply pending schema migrations.
+
+    `collector serve` and every command that uses the store apply them first too.
+    """
+    started_ms = int(time.time() * 1000)
+    result = run(ctx, "migrate.apply")
+    applied = [migration["name"] for migration in result["migrations"]
+               if migration["applied_ms"] >= started_ms]
+    latest = max((migration["version"] for migration in result["migrations"]), default=0)
+    emit({"applied_now": applied, "version": latest, **result}, as_json,
+         lambda _: click.echo(f"applied {len(applied)} migration(s): {', '.join(applied)}"
+                              if applied else "schema is up to date"))
 
 
-def run_migrate(settings: Settings, arguments: argparse.Namespace) -> int:
-    store = open_store(settings.store_url)
-    try:
-        applied = migrate(store, settings.retention_months)
-    finally:
-        store.close()
-    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
-          else "schema is up to date")
-    return 0
+@click.command()
+@click.option("--markdown", is_flag=True, default=False, show_default=True,
+              help="As a Markdown table (the one in README.md).")
+@json_option
+@click.pass_context
+def settings(ctx: click.Context, markdown: bool, as_json: bool) -> None:
+    """List every COLLECTOR_* setting with its default and meaning."""
+    settings_from_context(ctx)  # a bad setting fails here, as for every command
+    rows = [{"variable": name, "default": default, "help": help_text}
+            for name, default, help_text in documented_settings()]
+    emit({"settings": rows}, as_json, lambda _: _print_settings(rows, markdown))
 
 
-def show_settings(settings: Settings, arguments: argparse.Namespace) -> int:
-    rows = documented_settings()
-    if arguments.markdown:
-        print("| variable | default | meaning |\n|---|---|---|")
-        for name, default, help_text in rows:
-            print(f"| `{name}` | `{default}` | {help_text} |" if default
-                  else f"| `{name}` | | {help_text} |")
+def _print_settings(rows: list[dict[str, Any]], markdown: bool) -> None:
+    if markdown:
+        click.echo("| variable | default | meaning |\n|---|---|---|")
+        for row in rows:
+            default = f" `{row['default']}` " if row["default"] else " "
+            click.echo(f"| `{row['variable']}` |{default}| {row['help']} |")
     else:
-        for name, default, help_text in rows:
-            print(f"{name}={default}\n    {help_text}")
-    return 0
+        for row in rows:
+            click.echo(f"{row['variable']}={row['default']}\n    {row['help']}")
 
+
+COMMANDS = [migrate, settings]

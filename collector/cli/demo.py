@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 from typing import Any
 
-from collector.cli.common import opened_store
-from collector.reports.demo import generate, progress_bar
-from collector.settings import Settings
-from collector.sites import normalize_domain
+import click
+
+from collector.cli.output import emit, json_option, run
 
 
-def register(commands: Any) -> None:
-    demo = commands.add_parser("demo", help="write realistic synthetic traffic for a site")
-    demo.add_argument("--site", default="demo.example")
-    demo.add_argument("--events", type=int, default=1_000_000)
-    demo.add_argument("--days", type=int, default=90)
-    demo.add_argument("--seed", type=int, default=1, help="same seed, same traffic")
-    demo.set_defaults(handler=run_demo)
+@click.command()
+@click.option("--site", default="demo.example", show_default=True,
+              help="The site the traffic is written for.")
+@click.option("--events", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="About how many events to write.")
+@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True,
+              help="Spread over this many days up to now.")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Same seed, same traffic.")
+@json_option
+@click.pass_context
+def demo(ctx: click.Context, site: str, events: int, days: int, seed: int,
+         as_json: bool) -> None:
+    """Write realistic synthetic traffic for a site.
+
+    Written inside ClickHouse at several hundred thousand events a second; a progress
+    bar shows on a terminal.
+    """
+    result = run(ctx, "demo.generate",
+                 {"site": site, "events": events, "days": days, "seed": seed})
+    emit(result, as_json, _print_result)
 
 
-def run_demo(settings: Settings, arguments: argparse.Namespace) -> int:
-    site = normalize_domain(arguments.site, "site")
-    if arguments.events < 1 or arguments.days < 1:
-        print("collector: --events and --days must be positive", file=sys.stderr)
-        return 1
-    with opened_store(settings) as store:
-        result = generate(store, site, arguments.events, arguments.days, arguments.seed,
-                          progress=progress_bar)
-    print(f"\n{site}: {result.events:,} events in {result.visits:,} visits over "
-          f"{arguments.days} days, {result.seconds:.1f} s ({result.events_per_second:,.0f} "
-          "events/s)")
-    return 0
+def _print_result(result: dict[str, Any]) -> None:
+    click.echo(f"{result['site']}: {result['events']:,} events in {result['visits']:,} visits "
+               f"over {result['days']} days, {result['seconds']:.1f} s "
+               f"({result['events_per_second']:,} events/s)")
+
+
+COMMANDS = [demo]

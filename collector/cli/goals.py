@@ -2,57 +2,63 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from collector.cli.common import opened_store
-from collector.reports.goals import EVENT, PAGE, add_goal, list_goals, remove_goal
-from collector.settings import Settings
-from collector.sites import normalize_domain
+import click
+
+from collector.cli.output import emit, json_option, print_table, run
+
+SITE_HELP = "The site the goal belongs to."
 
 
-def register(commands: Any) -> None:
-    goals = commands.add_parser("goals", help="conversion goals of a site")
-    actions = goals.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = actions.add_parser("add", help="add a goal: --page GLOB or --event NAME")
-    add.add_argument("--site", required=True)
-    kind = add.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--page", help="pageviews whose path matches (* one segment, ** any)")
-    kind.add_argument("--event", help="a custom event name")
-    add.add_argument("--name", default="", help="display name (default: derived)")
-    add.set_defaults(handler=run_add)
-    listing = actions.add_parser("list", help="list a site's goals")
-    listing.add_argument("--site", required=True)
-    listing.set_defaults(handler=run_list)
-    remove = actions.add_parser("remove", help="remove a goal by name")
-    remove.add_argument("--site", required=True)
-    remove.add_argument("name")
-    remove.set_defaults(handler=run_remove)
+@click.group()
+def goals() -> None:
+    """Conversion goals: matching pageviews, or custom events."""
 
 
-def run_add(settings: Settings, arguments: argparse.Namespace) -> int:
-    site = normalize_domain(arguments.site, "site")
-    kind, pattern = (PAGE, arguments.page) if arguments.page else (EVENT, arguments.event)
-    with opened_store(settings) as store:
-        goal = add_goal(store, site, kind, pattern, arguments.name)
-    print(f"{site}: goal {goal.name!r} ({goal.kind} {goal.pattern})")
-    return 0
+@goals.command()
+@click.option("--site", required=True, help=SITE_HELP)
+@click.option("--page", default=None, metavar="GLOB",
+              help="Pageviews whose path matches (* one segment, ** any depth).")
+@click.option("--event", default=None, metavar="NAME", help="A custom event name.")
+@click.option("--name", default="", show_default=True,
+              help="Display name (default: 'Visit GLOB' or the event name).")
+@json_option
+@click.pass_context
+def add(ctx: click.Context, site: str, page: str | None, event: str | None, name: str,
+        as_json: bool) -> None:
+    """Add a goal: give exactly one of --page and --event."""
+    if (page is None) == (event is None):
+        raise click.UsageError("give exactly one of --page GLOB and --event NAME")
+    goal = run(ctx, "goals.add", {"site": site, "page": page, "event": event, "name": name})
+    emit(goal, as_json, lambda goal: click.echo(
+        f"{goal['site']}: goal {goal['name']!r} ({goal['kind']} {goal['pattern']})"))
 
 
-def run_list(settings: Settings, arguments: argparse.Namespace) -> int:
-    site = normalize_domain(arguments.site, "site")
-    with opened_store(settings) as store:
-        goals = list_goals(store, site)
-    for goal in goals:
-        print(f"{goal.name}\t{goal.kind}\t{goal.pattern}")
-    if not goals:
-        print(f"{site} has no goals")
-    return 0
+@goals.command("list")
+@click.option("--site", required=True, help="The site whose goals to list.")
+@json_option
+@click.pass_context
+def list_command(ctx: click.Context, site: str, as_json: bool) -> None:
+    """List a site's goals."""
+    emit(run(ctx, "goals.list", {"site": site}), as_json, _print_goals)
 
 
-def run_remove(settings: Settings, arguments: argparse.Namespace) -> int:
-    site = normalize_domain(arguments.site, "site")
-    with opened_store(settings) as store:
-        removed = remove_goal(store, site, arguments.name)
-    print(f"removed {arguments.name!r}" if removed else f"{site} has no goal {arguments.name!r}")
-    return 0 if removed else 1
+def _print_goals(result: dict[str, Any]) -> None:
+    print_table(("name", "kind", "pattern"),
+                ((goal["name"], goal["kind"], goal["pattern"]) for goal in result["goals"]),
+                empty=f"{result['site']} has no goals")
+
+
+@goals.command()
+@click.option("--site", required=True, help=SITE_HELP)
+@click.argument("name")
+@json_option
+@click.pass_context
+def remove(ctx: click.Context, site: str, name: str, as_json: bool) -> None:
+    """Remove the goal called NAME."""
+    emit(run(ctx, "goals.remove", {"site": site, "name": name}), as_json,
+         lambda result: click.echo(f"{result['site']}: removed goal {result['name']!r}"))
+
+
+COMMANDS = [goals]

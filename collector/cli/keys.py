@@ -1,76 +1,99 @@
-"""``collector keys create | list | revoke | threshold``: report API access per site."""
+"""``collector keys create | list | revoke | threshold``: access to the reports API."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from collector.cli.common import opened_store
-from collector.reports.auth import API_KEY, SHARE, create_key, list_keys, revoke_key
-from collector.reports.thresholds import set_thresholds, thresholds
-from collector.settings import Settings
-from collector.sites import normalize_domain
+import click
+
+from collector.cli.output import emit, json_option, print_table, run
+
+KINDS = {"api": "API key", "share": "share token"}
 
 
-def register(commands: Any) -> None:
-    keys = commands.add_parser("keys", help="API keys and share tokens for the reports API")
-    actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = actions.add_parser("create", help="create a key (shown once; only its hash is kept)")
-    create.add_argument("--site", required=True)
-    create.add_argument("--share", action="store_true",
-                        help="a public read-only share token (stricter k-threshold)")
-    create.add_argument("--label", default="", help="a note to recognise the key by")
-    create.set_defaults(handler=run_create)
-    listing = actions.add_parser("list", help="list keys (never their secrets)")
-    listing.add_argument("--site", default=None)
-    listing.set_defaults(handler=run_list)
-    revoke = actions.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("key_id")
-    revoke.set_defaults(handler=run_revoke)
-    threshold = actions.add_parser(
-        "threshold", help="show or set the minimum visitors per breakdown row (k)")
-    threshold.add_argument("--site", required=True)
-    threshold.add_argument("--k", type=int, default=None, help="for API-key holders")
-    threshold.add_argument("--public-k", type=int, default=None, help="for share tokens")
-    threshold.set_defaults(handler=run_threshold)
+@click.group()
+def keys() -> None:
+    """API keys and public share tokens for the reports API."""
 
 
-def run_create(settings: Settings, arguments: argparse.Namespace) -> int:
-    site = normalize_domain(arguments.site, "site")
-    with opened_store(settings) as store:
-        token = create_key(store, site, SHARE if arguments.share else API_KEY, arguments.label)
-    kind = "share token" if arguments.share else "API key"
-    print(f"{kind} for {site} (shown once, store it now):\n{token}")
-    return 0
+@keys.command()
+@click.option("--site", required=True,
+              help="The site the key reads (must be a site when an allow-list exists).")
+@click.option("--share", is_flag=True, default=False, show_default=True,
+              help="A public read-only share token (stricter k-threshold) instead of an "
+                   "API key.")
+@click.option("--label", default="", show_default=True,
+              help="A note to recognise the key by in `keys list`.")
+@json_option
+@click.pass_context
+def create(ctx: click.Context, site: str, share: bool, label: str, as_json: bool) -> None:
+    """Create an API key or share token for a site.
+
+    The key is shown once (only its hash is kept), alone on the last line, so
+    KEY=$(collector keys create --site example.com | tail -1) holds it.
+    """
+    key = run(ctx, "keys.create", {"site": site, "share": share, "label": label})
+    emit(key, as_json, lambda key: click.echo(
+        f"{KINDS[key['kind']]} {key['key_id']} for {key['site']} "
+        f"(shown once, store it now):\n{key['key']}"))
 
 
-def run_list(settings: Settings, arguments: argparse.Namespace) -> int:
-    site = normalize_domain(arguments.site, "site") if arguments.site else None
-    with opened_store(settings) as store:
-        keys = list_keys(store, site)
-    for key in keys:
-        state = "revoked" if key.revoked else "active"
-        print(f"{key.key_id}\t{key.site}\t{key.kind}\t{state}\t{key.label or '-'}")
-    if not keys:
-        print("no keys")
-    return 0
+@keys.command("list")
+@click.option("--site", default=None, help="Only this site's keys (default: every site).")
+@json_option
+@click.pass_context
+def list_command(ctx: click.Context, site: str | None, as_json: bool) -> None:
+    """List keys with their creation date and state.
+
+    Never their secrets: only a hash of each is stored.
+    """
+    emit(run(ctx, "keys.list", {"site": site}), as_json, _print_keys)
 
 
-def run_revoke(settings: Settings, arguments: argparse.Namespace) -> int:
-    with opened_store(settings) as store:
-        revoked = revoke_key(store, arguments.key_id)
-    print(f"revoked {arguments.key_id}" if revoked else f"no key {arguments.key_id}")
-    return 0 if revoked else 1
+def _print_keys(result: dict[str, Any]) -> None:
+    print_table(("id", "site", "kind", "created (UTC)", "state", "label"),
+                ((key["key_id"], key["site"], key["kind"],
+                  key["created"].replace("T", " ").removesuffix("Z"),
+                  "revoked" if key["revoked"] else "active", key["label"] or "-")
+                 for key in result["keys"]),
+                empty="no keys")
 
 
-def run_threshold(settings: Settings, arguments: argparse.Namespace) -> int:
-    site = normalize_domain(arguments.site, "site")
-    with opened_store(settings) as store:
-        current = thresholds(store, site)
-        if arguments.k is not None or arguments.public_k is not None:
-            current = set_thresholds(store, site,
-                                     current.k if arguments.k is None else arguments.k,
-                                     current.public_k if arguments.public_k is None
-                                     else arguments.public_k)
-    print(f"{site}: k={current.k} for API keys, k={current.public_k} for share tokens")
-    return 0
+@keys.command()
+@click.argument("key_id")
+@json_option
+@click.pass_context
+def revoke(ctx: click.Context, key_id: str, as_json: bool) -> None:
+    """Revoke the key KEY_ID; it stops working at once.
+
+    KEY_ID is the id `keys list` shows (the part after ck_ or cs_).
+    """
+    emit(run(ctx, "keys.revoke", {"key_id": key_id}), as_json,
+         lambda key: click.echo(f"revoked {key['key_id']} ({KINDS[key['kind']]} for "
+                                f"{key['site']})"))
+
+
+@keys.command()
+@click.option("--site", required=True, help="The site whose thresholds to show or set.")
+@click.option("--k", type=click.IntRange(1, 1000), default=None,
+              help="Minimum visitors per breakdown row for API-key holders (default: keep).")
+@click.option("--public-k", type=click.IntRange(1, 1000), default=None,
+              help="Minimum visitors per breakdown row for share tokens (default: keep).")
+@json_option
+@click.pass_context
+def threshold(ctx: click.Context, site: str, k: int | None, public_k: int | None,
+              as_json: bool) -> None:
+    """Show or set a site's k-thresholds.
+
+    Breakdown rows seen by fewer than k visitors fold into (other).
+    """
+    if k is None and public_k is None:
+        result = run(ctx, "thresholds.show", {"site": site})
+    else:
+        result = run(ctx, "thresholds.set", {"site": site, "k": k, "public_k": public_k})
+    emit(result, as_json, lambda current: click.echo(
+        f"{current['site']}: k={current['k']} for API keys, "
+        f"k={current['public_k']} for share tokens"))
+
+
+COMMANDS = [keys]

@@ -8,8 +8,9 @@ stderr and only to a terminal, so it never mixes into output a script reads.
 
 from __future__ import annotations
 
+import io
 import json
-import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,7 +59,8 @@ def settings_from_context(ctx: click.Context) -> Settings:
 
 def run(ctx: click.Context, name: str, params: dict[str, Any] | None = None, *,
         output: BinaryIO | None = None) -> Any:
-    """Run operation ``name``, here or in the running server, with a progress bar on a terminal."""
+    """Run operation ``name``, here or in the running server, with a progress bar on a
+    terminal."""
     settings = settings_from_context(ctx)
     with progress_reporter() as progress:
         return run_operation(settings, name, params or {}, progress=progress, output=output)
@@ -72,25 +74,25 @@ def emit(result: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(result)
 
 
-def stdout_console() -> Console:
-    """A console on stdout; plain text (no colours, no markup) when not a terminal."""
-    width = None if os.isatty(1) or "COLUMNS" in os.environ else PIPED_WIDTH
-    return Console(highlight=False, width=width)
-
-
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[object]],
                 empty: str = "") -> None:
-    """A table with a header row; ``empty`` instead when there are no rows."""
+    """A table with a header row; ``empty`` instead when there are no rows.
+
+    Bold headers on a terminal, plain text otherwise; no line ends in padding.
+    """
     table = Table(*columns, box=None, pad_edge=False, header_style="bold")
-    count = 0
     for row in rows:
         # Text, not str: a value such as "[x]" must print as itself, not as rich markup.
         table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
-        count += 1
-    if count == 0 and empty:
+    if not table.row_count and empty:
         click.echo(empty)
-    else:
-        stdout_console().print(table)
+        return
+    terminal = click.get_text_stream("stdout").isatty()
+    drawn = io.StringIO()
+    width = shutil.get_terminal_size((PIPED_WIDTH, 24)).columns if terminal else PIPED_WIDTH
+    Console(file=drawn, force_terminal=terminal, width=width, highlight=False).print(table)
+    for line in drawn.getvalue().splitlines():
+        click.echo(line.rstrip())
 
 
 @contextmanager

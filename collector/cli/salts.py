@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from collector.cli.common import opened_store
-from collector.privacy import SaltKeeper
-from collector.settings import Settings
+import click
+
+from collector.cli.output import emit, json_option, run
 
 
-def register(commands: Any) -> None:
-    salts = commands.add_parser("salts", help="inspect the daily visitor-hash salts")
-    actions = salts.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("status", help="list the days that have a salt").set_defaults(
-        handler=run_status)
+@click.group()
+def salts() -> None:
+    """The daily salts of the visitor hash."""
 
 
-def run_status(settings: Settings, arguments: argparse.Namespace) -> int:
-    with opened_store(settings) as store:
-        keeper = SaltKeeper(store)
-        destroyed = keeper.rotate()
-        days = keeper.days_with_salts()
-    for day in destroyed:
-        print(f"{day}: expired salt destroyed now")
-    for day in days:
-        print(f"{day}: salt present (kept until the end of the next UTC day)")
-    if not days:
-        print("no salts stored (one is created with the first event of each UTC day)")
-    return 0
+@salts.command()
+@json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """List the days that have a salt.
+
+    Salts past their time are destroyed first, as the running collector would.
+    """
+    emit(run(ctx, "salts.status"), as_json, _print_status)
+
+
+def _print_status(result: dict[str, Any]) -> None:
+    for day in result["destroyed_now"]:
+        click.echo(f"{day}: expired salt destroyed now")
+    for day in result["days"]:
+        click.echo(f"{day}: salt present (kept until the end of the next UTC day)")
+    if not result["days"]:
+        click.echo("no salts stored (one is created with the first event of each UTC day)")
+
+
+COMMANDS = [salts]

@@ -2,33 +2,48 @@
 
 from __future__ import annotations
 
-import argparse
+import errno
 import os
-from typing import Any
+import socket
 
-import uvicorn
+import click
 
-from collector.app import create_app
+from collector.cli.output import settings_from_context
+from collector.errors import ConfigurationError
 from collector.logs import configure_logging, uvicorn_log_config
 from collector.settings import Settings, redacted_url
 from collector.storage import open_store
 
 
-def register(commands: Any) -> None:
-    serve = commands.add_parser("serve", help="start the collector")
-    serve.add_argument("--host", help="listen address (default COLLECTOR_HOST)")
-    # Text, not type=int: the setting's own parser checks it (range included), as for
-    # COLLECTOR_PORT, and a bad value fails like every other configuration error.
-    serve.add_argument("--port", help="listen port (default COLLECTOR_PORT)")
-    serve.set_defaults(handler=run_serve)
+@click.command()
+# Text, not an int type: the setting's own parser checks them (range included), as for
+# COLLECTOR_HOST/COLLECTOR_PORT, so a bad value fails like every other setting.
+@click.option("--host", default=None, metavar="ADDRESS",
+              help="Listen address (default: COLLECTOR_HOST, 127.0.0.1).")
+@click.option("--port", default=None, metavar="PORT",
+              help="Listen port (default: COLLECTOR_PORT, 8000).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: str | None) -> None:
+    """Start the collector: ingest, dashboard and reports API.
 
+    It prints the tracking snippet once the port is bound. While it runs, the other
+    commands reach its store through its admin channel.
+    """
+    import uvicorn  # here, so that other commands start without the web stack
 
-def run_serve(settings: Settings, arguments: argparse.Namespace) -> int:
-    settings = settings.with_options(host=arguments.host, port=arguments.port)
+    from collector.app import create_app
+
+    settings = settings_from_context(ctx).with_options(host=host, port=port)
     configure_logging(settings.log_level)
-    # Claim the store before printing anything, so a busy data directory fails first.
+    # Claim the store, then the port, before printing anything: a busy data directory
+    # or a port in use fails in one line, never after "listening on".
     store = open_store(settings.store_url)
-    print(startup_banner(settings, store.url))
+    try:
+        listener = bind_listener(settings.host, settings.port)
+    except ConfigurationError:
+        store.close()
+        raise
+    click.echo(startup_banner(settings, store.url))
     config = uvicorn.Config(
         create_app(settings, store), host=settings.host, port=settings.port,
         # The collector resolves client addresses itself (COLLECTOR_TRUSTED_PROXIES):
@@ -37,10 +52,32 @@ def run_serve(settings: Settings, arguments: argparse.Namespace) -> int:
         server_header=False, lifespan="on",
     )
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
+        listener.close()
         store.close()
-    return 0
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``; ConfigurationError in one line when it cannot be."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as error:
+        raise ConfigurationError(f"cannot listen on {host}: {error.strerror}") from None
+    listener = socket.socket(family, kind, protocol)
+    # As uvicorn does: a restart may bind while the old connections are in TIME_WAIT.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+    except OSError as error:
+        listener.close()
+        reason = "the port is in use" if error.errno == errno.EADDRINUSE else error.strerror
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {reason} (choose another with --port or "
+            "COLLECTOR_PORT)") from None
+    listener.set_inheritable(True)
+    return listener
 
 
 def startup_banner(settings: Settings, store_url: str) -> str:
@@ -56,3 +93,6 @@ def startup_banner(settings: Settings, store_url: str) -> str:
         f'  <noscript><img src="{settings.base_url}/pixel.gif?d=example.com&u=/" alt=""'
         ' width="1" height="1"></noscript>',
     ])
+
+
+COMMANDS = [serve]

@@ -1,63 +1,108 @@
-"""``collector sites add | list | remove | exclude``."""
+"""``collector sites add | list | remove | exclude``: the site allow-list."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from collector.cli.common import opened_store
-from collector.settings import Settings
-from collector.sites import add_site, list_sites, remove_site, set_exclusions
+import click
+
+from collector.cli.output import emit, json_option, print_table, run
+
+DEV_MODE = "no sites: every domain is accepted (dev mode)"
 
 
-def register(commands: Any) -> None:
-    sites = commands.add_parser("sites", help="manage the site allow-list")
-    actions = sites.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = actions.add_parser("add", help="accept events for a domain")
-    add.add_argument("domain")
-    add.add_argument("--timezone", default="UTC", help="IANA timezone for reports (default UTC)")
-    add.set_defaults(handler=run_add)
-    actions.add_parser("list", help="list accepted sites").set_defaults(handler=run_list)
-    remove = actions.add_parser("remove", help="stop accepting events for a domain")
-    remove.add_argument("domain")
-    remove.set_defaults(handler=run_remove)
-    exclude = actions.add_parser("exclude", help="set a site's excluded IP ranges and paths")
-    exclude.add_argument("domain")
-    exclude.add_argument("--ip", action="append", default=[], metavar="CIDR")
-    exclude.add_argument("--path", action="append", default=[], metavar="GLOB")
-    exclude.set_defaults(handler=run_exclude)
+@click.group()
+def sites() -> None:
+    """The sites whose events are accepted, and what each excludes."""
 
 
-def run_add(settings: Settings, arguments: argparse.Namespace) -> int:
-    with opened_store(settings) as store:
-        site = add_site(store, arguments.domain, arguments.timezone)
-    print(f"added {site.domain} (timezone {site.timezone})")
-    return 0
+@sites.command()
+@click.argument("domain")
+@click.option("--timezone", default="UTC", show_default=True,
+              help="IANA timezone of the site's reports (days and hours).")
+@json_option
+@click.pass_context
+def add(ctx: click.Context, domain: str, timezone: str, as_json: bool) -> None:
+    """Accept events for DOMAIN.
+
+    DOMAIN is a domain or an address on the site (https://Shop.Example.com/ is
+    shop.example.com). An existing site gets the new timezone.
+    """
+    site = run(ctx, "sites.add", {"domain": domain, "timezone": timezone})
+    emit(site, as_json,
+         lambda site: click.echo(f"added {site['domain']} (timezone {site['timezone']})"))
 
 
-def run_list(settings: Settings, arguments: argparse.Namespace) -> int:
-    with opened_store(settings) as store:
-        sites = list_sites(store)
-    for site in sites:
-        excluded = [str(network) for network in site.exclude_ips] + list(site.exclude_paths)
-        print(f"{site.domain}\t{site.timezone}\t{' '.join(excluded) or '-'}")
-    for domain in settings.sites:
-        print(f"{domain}\t(from COLLECTOR_SITES)")
-    if not sites and not settings.sites:
-        print("no sites: every domain is accepted (dev mode)")
-    return 0
+@sites.command("list")
+@json_option
+@click.pass_context
+def list_command(ctx: click.Context, as_json: bool) -> None:
+    """List the accepted sites, stored and from COLLECTOR_SITES."""
+    emit(run(ctx, "sites.list"), as_json, _print_sites)
 
 
-def run_remove(settings: Settings, arguments: argparse.Namespace) -> int:
-    with opened_store(settings) as store:
-        removed = remove_site(store, arguments.domain)
-    print(f"removed {arguments.domain}" if removed else f"{arguments.domain} was not a site")
-    return 0 if removed else 1
+def _print_sites(result: dict[str, Any]) -> None:
+    print_table(("domain", "timezone", "excluded IPs", "excluded paths", "source"),
+                ((site["domain"], site["timezone"], " ".join(site["exclude_ips"]) or "-",
+                  " ".join(site["exclude_paths"]) or "-", site["source"])
+                 for site in result["sites"]),
+                empty=DEV_MODE)
 
 
-def run_exclude(settings: Settings, arguments: argparse.Namespace) -> int:
-    with opened_store(settings) as store:
-        site = set_exclusions(store, arguments.domain, tuple(arguments.ip), tuple(arguments.path))
-    print(f"{site.domain}: excluding {len(site.exclude_ips)} IP range(s), "
-          f"{len(site.exclude_paths)} path pattern(s)")
-    return 0
+@sites.command()
+@click.argument("domain")
+@click.option("--force", is_flag=True, default=False, show_default=True,
+              help="Remove the last site even though the collector then accepts every "
+                   "domain (dev mode).")
+@json_option
+@click.pass_context
+def remove(ctx: click.Context, domain: str, force: bool, as_json: bool) -> None:
+    """Stop accepting events for DOMAIN (its data stays)."""
+    emit(run(ctx, "sites.remove", {"domain": domain, "force": force}), as_json, _print_removed)
+
+
+def _print_removed(result: dict[str, Any]) -> None:
+    click.echo(f"removed {result['domain']}")
+    if result["open_to_all"]:
+        click.echo(f"{DEV_MODE}, until a site is added")
+
+
+@sites.command()
+@click.argument("domain")
+@click.option("--ip", "add_ips", multiple=True, metavar="CIDR", show_default=True,
+              help="Exclude visitors from this IP range (repeatable); added to those "
+                   "already excluded.")
+@click.option("--path", "add_paths", multiple=True, metavar="GLOB", show_default=True,
+              help="Exclude pages whose path matches this glob, e.g. '/admin/*' "
+                   "(repeatable); added to those already excluded.")
+@click.option("--remove-ip", "remove_ips", multiple=True, metavar="CIDR", show_default=True,
+              help="Stop excluding this IP range (repeatable).")
+@click.option("--remove-path", "remove_paths", multiple=True, metavar="GLOB",
+              show_default=True, help="Stop excluding this path glob (repeatable).")
+@click.option("--clear", is_flag=True, default=False, show_default=True,
+              help="Drop every exclusion first (then add those given with --ip/--path).")
+@json_option
+@click.pass_context
+def exclude(ctx: click.Context, domain: str, add_ips: tuple[str, ...],
+            add_paths: tuple[str, ...], remove_ips: tuple[str, ...],
+            remove_paths: tuple[str, ...], clear: bool, as_json: bool) -> None:
+    """Add or remove DOMAIN's excluded IP ranges and paths.
+
+    --ip and --path add to what is excluded, --remove-ip and --remove-path take away,
+    --clear starts from nothing; with no option the exclusions are shown unchanged.
+    Events from an excluded range or to an excluded path are dropped at ingest.
+    """
+    site = run(ctx, "sites.exclude", {
+        "domain": domain, "add_ips": list(add_ips), "remove_ips": list(remove_ips),
+        "add_paths": list(add_paths), "remove_paths": list(remove_paths), "clear": clear})
+    emit(site, as_json, _print_exclusions)
+
+
+def _print_exclusions(site: dict[str, Any]) -> None:
+    ips, paths = site["exclude_ips"], site["exclude_paths"]
+    click.echo(f"{site['domain']}: excluding {len(ips)} IP range(s)"
+               + (f" ({' '.join(ips)})" if ips else "")
+               + f", {len(paths)} path pattern(s)" + (f" ({' '.join(paths)})" if paths else ""))
+
+
+COMMANDS = [sites]

@@ -24,9 +24,13 @@ from collector.errors import DownloadError
 TIMEOUT_SECONDS = 60
 USER_AGENT = "collector-data-update"
 _URL_SCHEMES = ("http", "https", "file")
+CHUNK_BYTES = 256 * 1024
+
+# (bytes so far, bytes in all or 0 when the server does not say)
+DownloadProgress = Callable[[int, int], None]
 
 
-def fetch(address: str) -> bytes:
+def fetch(address: str, progress: DownloadProgress | None = None) -> bytes:
     """The bytes at ``address`` (http://, https://, file:// or a local path).
 
     DownloadError, its text ``ADDRESS: reason``, when they cannot be had.
@@ -39,8 +43,13 @@ def fetch(address: str) -> bytes:
             raise DownloadError(f"{address}: expected an http(s):// address or a local file")
         request = urllib.request.Request(address, headers={"User-Agent": USER_AGENT})
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            payload: bytes = response.read()
-            return payload
+            total = int(response.headers.get("Content-Length") or 0)
+            chunks: list[bytes] = []
+            while chunk := response.read(CHUNK_BYTES):
+                chunks.append(chunk)
+                if progress:
+                    progress(sum(map(len, chunks)), total)
+            return b"".join(chunks)
     except urllib.error.HTTPError as error:
         raise DownloadError(f"{address}: HTTP {error.code}") from error
     except urllib.error.URLError as error:

@@ -15,7 +15,7 @@ from typing import Any
 import maxminddb
 from maxminddb.errors import InvalidDatabaseError
 
-from collector.enrich.download import fetch, install
+from collector.enrich.download import DownloadProgress, fetch, install
 from collector.errors import DownloadError
 
 DBIP_URL_TEMPLATE = (
@@ -39,11 +39,11 @@ def monthly_urls(template: str, now: datetime) -> list[str]:
     ]
 
 
-def _first_available(urls: list[str]) -> bytes:
+def _first_available(urls: list[str], progress: DownloadProgress | None) -> bytes:
     failures = []
     for url in urls:
         try:
-            return fetch(url)
+            return fetch(url, progress)
         except DownloadError as error:
             failures.append(str(error))
     raise DownloadError("geoip download failed: " + "; ".join(failures))
@@ -87,6 +87,7 @@ def update_geoip_database(
     url: str | None = None,
     *,
     now: datetime | None = None,
+    progress: DownloadProgress | None = None,
 ) -> Path:
     """Fetch, verify and install the DB-IP Lite country database; return its path.
 
@@ -98,7 +99,7 @@ def update_geoip_database(
     urls = monthly_urls(template, now or datetime.now(UTC))
     if urls[0] == urls[1]:
         urls = urls[:1]
-    payload = _decompressed(_first_available(urls))
+    payload = _decompressed(_first_available(urls, progress))
     target = Path(data_dir) / GEOIP_SUBDIRECTORY / GEOIP_FILENAME
     install(target, payload, check=verify_database)
     return target

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from collector.enrich.download import fetch, install
+from collector.enrich.download import DownloadProgress, fetch, install
 from collector.errors import DownloadError
 
 MATOMO_SPAM_LIST_URL = (
@@ -78,13 +78,14 @@ def parse_spam_list(text: str) -> list[str]:
     return hosts
 
 
-def update_spam_list(dest: Path, url: str = MATOMO_SPAM_LIST_URL) -> int:
+def update_spam_list(dest: Path, url: str = MATOMO_SPAM_LIST_URL,
+                     progress: DownloadProgress | None = None) -> int:
     """Fetch, validate and atomically install the spam list at ``dest``; return its size.
 
     ``url`` may also be a local file (a list fetched elsewhere).
     """
     try:
-        payload = fetch(url)
+        payload = fetch(url, progress)
     except DownloadError as error:
         raise DownloadError(f"spam list download failed: {error}") from error
     try:

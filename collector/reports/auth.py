@@ -9,13 +9,14 @@ see breakdowns with the stricter public k-threshold.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
 import time
 from dataclasses import dataclass
 
-from collector.errors import Forbidden, InvalidField, Unauthorized
+from collector.errors import Forbidden, InvalidField, NotFound, Unauthorized
 from collector.storage import Store
 
 API_KEY = "api"
@@ -62,14 +63,28 @@ def list_keys(store: Store, site: str | None = None) -> list[KeyInfo]:
             for key_id, key_site, kind, label, created, revoked in rows]
 
 
-def revoke_key(store: Store, key_id: str) -> bool:
+def find_key(store: Store, key_id: str) -> KeyInfo | None:
+    found = _stored(store, key_id)
+    return found[0] if found else None
+
+
+def key_id_of(token: str) -> str:
+    """The public id inside a token (``ck_<id>_<secret>``), by which it is listed and revoked."""
+    return token.split("_", 2)[1]
+
+
+def revoke_key(store: Store, key_id: str) -> KeyInfo:
+    """Revoke the key and return it; NotFound for no such key, InvalidField when it was
+    already revoked (saying "revoked" again would hide a mistyped id)."""
     found = _stored(store, key_id)
     if found is None:
-        return False
+        raise NotFound(f"no key {key_id!r}", "key_id")
     info, digest = found
-    _save(store, KeyInfo(info.key_id, info.site, info.kind, info.label, info.created_ms, True),
-          digest)
-    return True
+    if info.revoked:
+        raise InvalidField(f"key {key_id} was already revoked", "key_id")
+    revoked = dataclasses.replace(info, revoked=True)
+    _save(store, revoked, digest)
+    return revoked
 
 
 def check_token(store: Store, token: str | None) -> Grant:
