@@ -10,7 +10,7 @@ import click
 
 from collector.cli.output import settings_from_context
 from collector.errors import ConfigurationError
-from collector.logs import configure_logging, uvicorn_log_config
+from collector.logs import uvicorn_log_config
 from collector.settings import Settings, redacted_url
 from collector.storage import open_store
 
@@ -34,7 +34,6 @@ def serve(ctx: click.Context, host: str | None, port: str | None) -> None:
     from collector.app import create_app
 
     settings = settings_from_context(ctx).with_options(host=host, port=port)
-    configure_logging(settings.log_level)
     # Claim the store, then the port, before printing anything: a busy data directory
     # or a port in use fails in one line, never after "listening on".
     store = open_store(settings.store_url)
