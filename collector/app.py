@@ -27,6 +27,7 @@ from collector.errors import ClientError, OverloadedError
 from collector.event import EVENT_COLUMNS
 from collector.logs import AccessLogMiddleware, log_access
 from collector.maintenance import Maintenance
+from collector.operations.channel_server import start_admin_channel
 from collector.pipeline import Pipeline
 from collector.privacy import SaltKeeper
 from collector.recording import Recorder
@@ -64,10 +65,15 @@ def create_app(settings: Settings, store: Store | None = None,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
         opened = store or open_store(settings.store_url)
+        app.state.started_at = time.time()
         background = _start(app, settings, opened, clock, sampling)
+        # Commands reach the store through us while we own the embedded data directory.
+        channel = await start_admin_channel(settings, opened, app.state)
         try:
             yield
         finally:
+            if channel is not None:
+                await channel.stop()  # first: no operation may start once the writer stops
             app.state.writer.stop()
             background.stop()
             app.state.geo.close()

@@ -20,7 +20,8 @@ from collector import __version__
 from collector.cli.output import CliState
 from collector.errors import CollectorError
 
-COMMAND_MODULES = ("serve", "admin", "sites", "salts", "lists", "keys", "goals", "demo")
+COMMAND_MODULES = ("serve", "admin", "sites", "salts", "lists", "keys", "goals", "demo",
+                   "status")
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 

@@ -64,8 +64,8 @@ def operation(name: str) -> Callable[[Operation], Operation]:
 
 
 # Modules whose operations register on import; add yours here.
-OPERATION_MODULES: tuple[str, ...] = ("sites", "keys", "thresholds", "goals", "salts",
-                                     "demo", "migrate")
+OPERATION_MODULES: tuple[str, ...] = ("status", "sites", "keys", "thresholds", "goals",
+                                     "salts", "demo", "migrate")
 
 
 def load_operations() -> dict[str, Operation]:
