@@ -72,6 +72,11 @@ class Pipeline:
         self.drops = DropCounts()
 
     @property
+    def untrusted_forwarding(self) -> int:
+        """Requests so far whose forwarding headers were ignored: their peer is not trusted."""
+        return self._addresses.untrusted_forwarding
+
+    @property
     def spam(self) -> SpamList:
         """The referrer-spam list as last loaded; reloaded in the background, never here."""
         return self._spam_list.current

@@ -21,11 +21,16 @@ class ClientAddressResolver:
         for network in self._trusted:
             family = AF_INET if network.version == 4 else AF_INET6
             self._ranges[family].append((int(network.network_address), int(network.netmask)))
+        # Requests with forwarding headers from a peer that is not a trusted proxy: behind
+        # an unlisted proxy every visitor would get its address (`collector check` warns).
+        self.untrusted_forwarding = 0
 
     def resolve(self, peer: str | None, headers: Mapping[str, str]) -> str:
         """The client address as text ("" when unknown). Lives only for this request."""
         peer = peer or ""
         if not self._trusted or not self._is_trusted(peer):
+            if "x-forwarded-for" in headers or "forwarded" in headers or "x-real-ip" in headers:
+                self.untrusted_forwarding += 1
             return peer
         for hop in reversed(self._forwarded_chain(headers)):
             if not self._is_trusted(hop):

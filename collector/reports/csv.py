@@ -23,12 +23,17 @@ def csv_lines(dimensions: tuple[str, ...], metrics: tuple[str, ...],
     writer = csv.writer(buffer, lineterminator="\n")
     yield _line(buffer, writer, [*dimensions, *metrics])
     for row in results:
-        yield _line(buffer, writer, [*map(_cell, row["dimensions"]), *row["metrics"]])
+        yield _line(buffer, writer, [*map(spreadsheet_safe, row["dimensions"]), *row["metrics"]])
 
 
-def _cell(value: Any) -> Any:
-    # A leading =, +, - or @ would be run as a formula by spreadsheet programs.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+# A cell starting with one of these is run as a formula by spreadsheet programs
+# (tab and carriage return too, once the program strips them).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value``, with a quote in front when a spreadsheet would run it as a formula."""
+    if isinstance(value, str) and value[:1] in FORMULA_PREFIXES:
         return "'" + value
     return value
 

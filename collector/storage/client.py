@@ -14,7 +14,7 @@ import fcntl
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,25 @@ class Store:
         with self._lock, _translated_errors():
             result = self._client.query(sql, parameters=parameters, settings=settings)
             return list(result.column_names), list(result.result_rows)
+
+    def stream_columns(self, sql: str, parameters: dict[str, Any] | None = None,
+                       settings: dict[str, Any] | None = None,
+                       strings_as_bytes: bool = False
+                       ) -> Generator[list[Sequence[Any]], None, None]:
+        """The result block by block (``max_block_size`` rows), each a list of columns,
+        read from ClickHouse only as the caller consumes them; close the iterator (or
+        consume it) to end the query.
+
+        The connection is held for the whole stream: a long one should have a
+        connection of its own (``open_store`` again), so other callers don't wait.
+        ``strings_as_bytes`` leaves String values undecoded, for text written out as is.
+        """
+        formats = {"String": "bytes"} if strings_as_bytes else None
+        with self._lock, _translated_errors():
+            with self._client.query_column_block_stream(
+                    sql, parameters=parameters, settings=settings,
+                    query_formats=formats) as blocks:
+                yield from blocks
 
     def insert_columns(self, table: str, column_names: Sequence[str],
                        columns: Sequence[Sequence[Any]], token: str | None = None) -> None:
