@@ -460,3 +460,27 @@ def test_an_aggregate_parquet_export_streams_to_a_pipe(store: Store) -> None:
                               SITE, FIRST, LAST, "parquet", aggregate=True)
     read = pq.read_table(io.BytesIO(pipe.received))
     assert read.num_rows == sum(result["rows"].values()) > 0
+
+
+def test_an_import_that_failed_part_way_can_be_run_again(
+        store: Store, engine_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exporting, "IMPORT_BATCH_ROWS", 4)
+    (path,) = export_to(store, tmp_path, "jsonl")["files"]
+    good = Path(path).read_text()
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(good + good.splitlines()[1].replace('"site":', '"ip":"192.0.2.1","site":')
+                      + "\n")
+    target = fresh_store(engine_url, "import again")
+    with pytest.raises(InvalidField, match=r"\(20 rows before it were imported"):
+        exporting.import_files(context(target), [str(broken)])
+    broken.write_text(good)
+    exporting.import_files(context(target), [str(broken)])
+    for table in TABLES:
+        assert stored_rows(target, table) == stored_rows(store, table)
+
+
+def test_the_site_may_be_named_by_an_address(store: Store) -> None:
+    stream = io.BytesIO()
+    result = exporting.export(OperationContext(store, Settings.from_env({}), output=stream),
+                              f"https://{SITE.upper()}/", FIRST, LAST, "jsonl")
+    assert result["site"] == SITE and result["rows"]["events"] == 14

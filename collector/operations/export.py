@@ -49,7 +49,7 @@ from collector.reports.query import run_report
 from collector.reports.request import MAX_LIMIT, QuerySpec
 from collector.reports.sampling import Sampler
 from collector.schema import TABLES, Column, column_names
-from collector.sites import list_sites, normalize_domain
+from collector.sites import domain_of, list_sites
 from collector.storage import Store, open_store
 
 FORMATS = ("csv", "jsonl", "parquet")
@@ -141,10 +141,11 @@ def import_files(context: OperationContext, files: list[str]) -> dict[str, Any]:
                 sites.update(batch.columns[0])  # the first column of both tables
                 context.progress(done + batch.position, total, f"importing {path.name}")
         except InvalidField as error:
-            if sum(rows.values()):
-                error.reason += (f" ({sum(rows.values())} rows before it were imported; "
-                                 "importing the file again stores them once)")
-            raise
+            if not sum(rows.values()):
+                raise
+            raise InvalidField(f"{error.reason} ({sum(rows.values())} rows before it were "
+                               "imported; importing the file again stores them once)",
+                               error.field) from None
         done += path.stat().st_size
         counted.append({"path": str(path), "rows": rows})
     _note_unlisted_sites(context, sites)
@@ -157,7 +158,7 @@ def _scope(context: OperationContext, site: str, from_date: str, to_date: str,
     if format_name not in FORMATS:
         raise InvalidField(f"unknown format {format_name!r} (use {', '.join(FORMATS)})",
                            "format")
-    domain = normalize_domain(site, "site")
+    domain = domain_of(site, "site")
     first, last = _day(from_date, "from"), _day(to_date, "to")
     if last < first:
         raise InvalidField("the end date is before the start date", "to")
