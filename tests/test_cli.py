@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 from rich.console import Console
 
 from collector.cli import cli
-from collector.cli.output import progress_reporter, run
+from collector.cli.output import emit, json_option, progress_reporter, run
 from collector.errors import NotFound
 from collector.operations import OperationContext, operation
 from collector.reports.auth import check_token
@@ -338,6 +338,30 @@ def test_a_bug_is_one_line_and_its_traceback_needs_debug(cli_env: dict[str, str]
         assert isinstance(known.exception, NotFound)
     finally:
         cli.commands.pop("crash-for-test")
+
+
+@operation("test.cli_notes")
+def _noted(context: OperationContext) -> dict[str, str]:
+    context.notes.append("a warning for the operator")
+    return {"done": "yes"}
+
+
+@click.command("notes-for-test")
+@json_option
+@click.pass_context
+def notes_command(ctx: click.Context, as_json: bool) -> None:
+    """Run an operation that leaves a note."""
+    emit(run(ctx, "test.cli_notes"), as_json, lambda result: click.echo("done"))
+
+
+def test_notes_go_to_stderr_apart_from_json(cli_env: dict[str, str]) -> None:
+    cli.add_command(notes_command)
+    try:
+        result = invoke(cli_env, "notes-for-test", "--json")
+        assert json.loads(result.stdout) == {"done": "yes"}
+        assert result.stderr == "collector: a warning for the operator\n"
+    finally:
+        cli.commands.pop("notes-for-test")
 
 
 def test_progress_is_drawn_only_on_a_terminal() -> None:

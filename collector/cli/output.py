@@ -60,10 +60,16 @@ def settings_from_context(ctx: click.Context) -> Settings:
 def run(ctx: click.Context, name: str, params: dict[str, Any] | None = None, *,
         output: BinaryIO | None = None) -> Any:
     """Run operation ``name``, here or in the running server, with a progress bar on a
-    terminal."""
+    terminal; its notes (warnings for the operator) go to stderr, one line each."""
     settings = settings_from_context(ctx)
-    with progress_reporter() as progress:
-        return run_operation(settings, name, params or {}, progress=progress, output=output)
+    notes: list[str] = []
+    try:
+        with progress_reporter() as progress:
+            return run_operation(settings, name, params or {}, progress=progress,
+                                 output=output, notes=notes)
+    finally:
+        for note in notes:
+            click.echo(f"collector: {note}", err=True)
 
 
 def emit(result: Any, as_json: bool, render: Callable[[Any], None]) -> None:
