@@ -28,6 +28,7 @@ from collector.event import EVENT_COLUMNS
 from collector.logs import AccessLogMiddleware, log_access
 from collector.maintenance import Maintenance
 from collector.operations.channel_server import start_admin_channel
+from collector.operations.retention import DailyPurge
 from collector.pipeline import Pipeline
 from collector.privacy import SaltKeeper
 from collector.recording import Recorder
@@ -125,7 +126,8 @@ class CollectorApp(Starlette):
 
 def _start(app: Starlette, settings: Settings, store: Store,
            clock: Callable[[], float], sampling: SamplingPolicy) -> Maintenance:
-    migrate(store, settings.retention_months)
+    migrate(store, settings.retention_months,
+            rollup_retention_months=settings.rollup_retention_months)
     sites = SiteRegistry(store, settings.sites)
     if sites.open_to_all:
         logger.warning("no site configured: accepting events for every domain (dev mode); "
@@ -165,7 +167,9 @@ def _start(app: Starlette, settings: Settings, store: Store,
                               (SALT_REFRESH_SECONDS, salts.refresh),
                               # Files the update commands replace while we run.
                               (DATA_FILE_CHECK_SECONDS, geo.reload_if_changed),
-                              (DATA_FILE_CHECK_SECONDS, spam_list.check)])
+                              (DATA_FILE_CHECK_SECONDS, spam_list.check),
+                              # Retention: once a day, on a connection of its own.
+                              (DailyPurge.CHECK_SECONDS, DailyPurge(store, settings).run)])
     background.start()
     return background
 

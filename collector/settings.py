@@ -196,6 +196,10 @@ class Settings:
         # Past a century the TTL no longer means anything; huge numbers overflow ClickHouse.
         _whole_number(1, 1200),
     )
+    rollup_retention_months: int = _setting(
+        25, "Months the aggregate rollups are kept, at least the raw months (0: forever).",
+        _whole_number(0, 1200),
+    )
     trusted_proxies: tuple[IPNetwork, ...] = _setting(
         (), "Comma-separated CIDRs of reverse proxies whose forwarding headers are believed.",
         Parser("comma-separated CIDR ranges such as 10.0.0.0/8", _networks),

@@ -65,7 +65,8 @@ def operation(name: str) -> Callable[[Operation], Operation]:
 
 # Modules whose operations register on import; add yours here.
 OPERATION_MODULES: tuple[str, ...] = ("status", "sites", "keys", "thresholds", "goals",
-                                     "salts", "demo", "migrate", "export", "compliance")
+                                     "salts", "demo", "migrate", "export", "compliance",
+                                     "retention", "erase", "audit")
 
 
 def load_operations() -> dict[str, Operation]:

@@ -109,8 +109,9 @@ def applied_versions(store: Store, deployment: Deployment = SINGLE_NODE) -> set[
 
 
 def migrate(store: Store, retention_months: int = 13, deployment: Deployment = SINGLE_NODE,
-            up_to: int | None = None) -> list[str]:
-    """Apply pending migrations (up to version ``up_to``) and the retention TTL.
+            up_to: int | None = None, rollup_retention_months: int | None = None) -> list[str]:
+    """Apply pending migrations (up to version ``up_to``) and the retention TTL
+    (``apply_retention``: the rollups' only when ``rollup_retention_months`` is given).
 
     Returns the names applied. A fully migrated store is then checked against
     ``collector.schema``: a declared column without its migration stops here.
@@ -127,7 +128,7 @@ def migrate(store: Store, retention_months: int = 13, deployment: Deployment = S
             {"version": version, "name": name, "now": int(time.time() * 1000)},
         )
         applied.append(name)
-    apply_retention(store, retention_months, deployment)
+    apply_retention(store, retention_months, deployment, rollup_retention_months)
     if up_to is None:
         verify_schema(store)
     return applied
@@ -161,18 +162,41 @@ def _run_logged(store: Store, what: str, sql: str) -> None:
     logger.info("%s: done in %.1f s", what, time.monotonic() - started)
 
 
-def apply_retention(store: Store, months: int, deployment: Deployment = SINGLE_NODE) -> None:
-    """Make the raw tables' TTL match the retention setting (a no-op when it already does)."""
+# The time column each retention tier counts from, by table.
+RAW_TABLES = {"events": "timestamp", "visits": "start_time"}
+ROLLUP_TABLES = {"visits_rollup": "hour", "visits_rollup_daily": "hour",
+                 "events_rollup_daily": "hour"}
+
+
+def apply_retention(store: Store, months: int, deployment: Deployment = SINGLE_NODE,
+                    rollup_months: int | None = None) -> None:
+    """Make the tables' TTL match the retention settings (a no-op when it already does).
+
+    Raw events and visits are kept ``months``, the rollups ``rollup_months`` (0: forever;
+    None: their TTL is left as it is, for callers that do not know the setting).
+    """
     if months < 1:
         raise ConfigurationError(f"retention must be at least 1 month, not {months}")
-    for table, column in (("events", "timestamp"), ("visits", "start_time")):
+    if rollup_months is not None and 0 < rollup_months < months:
+        # Reports read old days from the rollups: they must not vanish before the raw rows.
+        raise ConfigurationError(
+            f"COLLECTOR_ROLLUP_RETENTION_MONTHS={rollup_months} is below "
+            f"COLLECTOR_RETENTION_MONTHS={months}: the rollups must be kept at least as long "
+            "as the raw rows (0 keeps them forever)")
+    tiers = [(table, f"toDateTime({column})", months) for table, column in RAW_TABLES.items()]
+    if rollup_months is not None:
+        tiers += [(table, column, rollup_months) for table, column in ROLLUP_TABLES.items()]
+    for table, moment, kept in tiers:
         ddl = store.rows(
             "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
             "AND name = {table:String}", {"table": table})[0][0]
-        if f"toIntervalMonth({int(months)})" not in ddl.replace(" ", ""):
+        if not kept:
+            if " TTL " in ddl:
+                store.command(f"ALTER TABLE {table}{deployment.on_cluster} REMOVE TTL")
+        elif f"toIntervalMonth({int(kept)})" not in ddl.replace(" ", ""):
             store.command(
                 f"ALTER TABLE {table}{deployment.on_cluster} MODIFY TTL "
-                f"toDateTime({column}) + INTERVAL {int(months)} MONTH",
+                f"{moment} + INTERVAL {int(kept)} MONTH",
                 settings={"materialize_ttl_after_modify": 1},
             )
 

@@ -1,0 +1,209 @@
+"""Erasure: a site's events and visits by dates, page pattern or prop, off the disk, with
+the rollups rolled up again so that they equal the raw tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collector.errors import InvalidField
+from collector.reports.sampling import Sampler
+from collector.storage import Store
+from tests.removal_support import (
+    files_holding,
+    own_store,
+    reports_disagree,
+    row_counts,
+    run,
+    token,
+)
+from tests.reporting_data import (
+    GOOGLE,
+    SITE,
+    at,
+    day,
+    make_event,
+    sample_site_events,
+    store_events,
+)
+
+OTHER = "other.test"
+Seeded = tuple[Store, dict[str, str]]
+
+
+@pytest.fixture
+def seeded(engine_url: str) -> Seeded:
+    """The report tests' traffic, and visits that touched private pages or props."""
+    store = own_store(engine_url, "erase")
+    tokens = {name: token() for name in ("inner", "entry", "email", "other")}
+    store_events(store, [
+        *sample_site_events(),
+        # A private page inside a visit: its entry and exit pages are public.
+        make_event(at("15:00"), 40, "/", referrer=GOOGLE),
+        make_event(at("15:01"), 40, f"/private/{tokens['inner']}"),
+        make_event(at("15:02"), 40, "/pricing"),
+        # A visit that lands on a private page and leaves.
+        make_event(at("16:00", 1), 41, f"/private/{tokens['entry']}"),
+        # A prop holding what a site should never have sent.
+        make_event(at("17:00"), 42, "/contact"),
+        make_event(at("17:01"), 42, "/contact", name="Contact", prop_keys=["email"],
+                   prop_values=[tokens["email"]]),
+        # Another site with the same kinds of pages: not erased.
+        make_event(at("15:00"), 50, f"/private/{tokens['other']}", site=OTHER),
+        make_event(at("15:00", 1), 51, "/contact", name="Contact", site=OTHER,
+                   prop_keys=["email"], prop_values=[tokens["email"]]),
+    ])
+    return store, tokens
+
+
+def pages(store: Store, site: str = SITE) -> list[str]:
+    return [row[0] for row in store.rows(
+        "SELECT DISTINCT pathname FROM events WHERE site = {s:String} ORDER BY 1", {"s": site})]
+
+
+def visitors_with_visits(store: Store) -> set[int]:
+    return {int(row[0]) for row in store.rows(
+        "SELECT DISTINCT visitor FROM visits WHERE site = {s:String}", {"s": SITE})}
+
+
+def test_a_dry_run_is_the_default_and_changes_nothing(seeded: Seeded) -> None:
+    store, _ = seeded
+    before = row_counts(store)
+    result = run(store, "erase.matching", site=SITE, path_like="/private/%")
+    assert result["dry_run"] is True
+    assert result["tables"]["events"]["rows"] == 2
+    assert result["tables"]["visits"]["rows"] == 2  # the two visits, one row each
+    assert result["days_rebuilt"] == [day(0).isoformat(), day(1).isoformat()]
+    assert result["tables"]["visits_rollup_daily"]["rows"] > 0
+    assert all(entry["bytes"] > 0 for entry in result["tables"].values())
+    assert row_counts(store) == before
+    assert run(store, "erase.site", site=SITE)["dry_run"] is True
+    assert row_counts(store) == before
+    assert run(store, "audit.list")["entries"] == []
+
+
+def test_erasing_a_page_pattern(seeded: Seeded, engine_dir: Path,
+                                rollups_in_use: Sampler) -> None:
+    store, tokens = seeded
+    for name in ("inner", "entry", "other"):
+        assert files_holding(engine_dir, tokens[name]), name  # the search sees them
+    before = row_counts(store)
+    result = run(store, "erase.matching", site=SITE, path_like="/private/%", yes=True)
+    assert [page for page in pages(store) if page.startswith("/private/")] == []
+    assert pages(store, OTHER) == ["/contact", f"/private/{tokens['other']}"]
+    # Both visits went whole; the public pages of the first stay as events.
+    assert visitors_with_visits(store) == {1, 2, 3, 4, 5, 6, 42}
+    assert store.rows("SELECT pathname FROM events WHERE visitor = 40 ORDER BY timestamp") == [
+        ("/",), ("/pricing",)]
+    after = row_counts(store)
+    for table in ("events", "visits"):
+        assert after[table] == before[table] - result["tables"][table]["rows"], table
+    assert all(entry["rows_rebuilt"] > 0 for name, entry in result["tables"].items()
+               if "rollup" in name)
+    assert reports_disagree(store, SITE, day(0), day(1), rollups_in_use) == []
+    assert files_holding(engine_dir, tokens["inner"]) == []
+    assert files_holding(engine_dir, tokens["entry"]) == []
+    assert files_holding(engine_dir, tokens["other"])
+    (entry,) = run(store, "audit.list")["entries"]
+    assert entry["command"] == "erase"
+    assert entry["scope"] == {"site": SITE, "from": None, "to": None,
+                              "path_like": "/private/%", "prop": None}
+    assert entry["tables"]["events"] == {"rows": 2,
+                                         "bytes": result["tables"]["events"]["bytes"]}
+
+
+def test_erasing_a_prop_value(seeded: Seeded, engine_dir: Path,
+                              rollups_in_use: Sampler) -> None:
+    store, tokens = seeded
+    assert files_holding(engine_dir, tokens["email"])
+    result = run(store, "erase.matching", site=SITE, prop=f"email={tokens['email']}",
+                 yes=True)
+    assert result["tables"]["events"]["rows"] == 1
+    assert store.rows("SELECT count() FROM events WHERE site = {s:String} AND has(prop_values, "
+                      "{v:String})", {"s": SITE, "v": tokens["email"]}) == [(0,)]
+    assert 42 not in visitors_with_visits(store)
+    # Other props and the other site's rows stay.
+    assert store.rows("SELECT count() FROM events WHERE has(prop_values, 'pro')") == [(1,)]
+    assert store.rows("SELECT count() FROM events WHERE site = {s:String} AND "
+                      "has(prop_values, {v:String})", {"s": OTHER, "v": tokens["email"]}) \
+        == [(1,)]
+    assert reports_disagree(store, SITE, day(0), day(1), rollups_in_use) == []
+    # Neither the mutation's text nor the audit holds the value: only its SHA-256 does.
+    run(store, "erase.matching", site=OTHER, prop=f"email={tokens['email']}", yes=True)
+    assert files_holding(engine_dir, tokens["email"]) == []
+    scopes = [entry["scope"]["prop"] for entry in run(store, "audit.list")["entries"]]
+    assert len(scopes) == 2 and all(scope.startswith("email=sha256:") for scope in scopes)
+
+
+def test_erasing_a_date_range(seeded: Seeded, rollups_in_use: Sampler) -> None:
+    store, _ = seeded
+    day_one = day(1).isoformat()
+    result = run(store, "erase.matching", site=SITE, from_date=day_one, to_date=day_one,
+                 yes=True)
+    assert result["days_rebuilt"] == [day_one]
+    days = store.rows("SELECT DISTINCT toDate(timestamp) FROM events WHERE site = {s:String}",
+                      {"s": SITE})
+    assert days == [(day(0),)]
+    assert visitors_with_visits(store) == {1, 2, 3, 4, 40, 42}
+    assert store.rows("SELECT count() FROM events WHERE site = {s:String} AND "
+                      "toDate(timestamp) = {d:Date}", {"s": OTHER, "d": day(1)}) == [(1,)]
+    assert store.rows("SELECT count() FROM visits_rollup_daily WHERE site = {s:String} AND "
+                      "toDate(hour) = {d:Date}", {"s": SITE, "d": day(1)}) == [(0,)]
+    assert reports_disagree(store, SITE, day(0), day(1), rollups_in_use) == []
+
+
+def test_days_only_the_rollups_still_hold_lose_their_matching_rows(
+        engine_url: str, engine_dir: Path) -> None:
+    """Raw rows past the site's raw tier are gone; an erase still reaches their rollups."""
+    store = own_store(engine_url, "erase_rollups")
+    secret = token()
+    store_events(store, [make_event(at("10:00", -80), 60, f"/private/{secret}"),
+                         make_event(at("10:01", -80), 60, "/pricing"),
+                         make_event(at("10:00"), 61, "/pricing")])
+    run(store, "retention.set", site=SITE, raw_months=1)
+    run(store, "retention.purge", dry_run=False)
+    assert store.rows("SELECT count() FROM events WHERE toDate(timestamp) = {d:Date}",
+                      {"d": day(-80)}) == [(0,)]
+    assert files_holding(engine_dir, secret)  # in the rollups of that day
+    result = run(store, "erase.matching", site=SITE, path_like="/private/%", yes=True)
+    assert result["days_rebuilt"] == []
+    assert result["tables"]["events_rollup_daily"]["rows"] == 1
+    assert result["tables"]["visits_rollup_daily"]["rows"] == 1  # the entry-page row
+    assert files_holding(engine_dir, secret) == []
+    # The day's other pages stay in its rollups.
+    assert store.rows("SELECT pathname FROM events_rollup_daily WHERE toDate(hour) = {d:Date}",
+                      {"d": day(-80)}) == [("/pricing",)]
+
+
+def test_erasing_a_whole_site(seeded: Seeded, engine_dir: Path) -> None:
+    store, tokens = seeded
+    run(store, "retention.set", site=SITE, raw_months=3)
+    other_before, site_before = row_counts(store, OTHER), row_counts(store, SITE)
+    result = run(store, "erase.site", site=SITE, yes=True)
+    assert result["days_rebuilt"] == []
+    assert set(row_counts(store, SITE).values()) == {0}
+    assert row_counts(store, OTHER) == other_before
+    assert {table: entry["rows"] for table, entry in result["tables"].items()} == site_before
+    assert files_holding(engine_dir, tokens["inner"]) == []
+    assert files_holding(engine_dir, tokens["other"])
+    (shown,) = run(store, "retention.show", site=SITE)["sites"]
+    assert shown["own"] is False  # its own retention went with it
+    (entry,) = run(store, "audit.list", site=SITE)["entries"]
+    assert entry["command"] == "erase site" and entry["tables"]["events"]["rows"] > 0
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"from_date": "2024-13-01"}, "from_date"),
+    ({"to_date": "yesterday"}, "to_date"),
+    ({"from_date": "2024-03-02", "to_date": "2024-03-01"}, "from_date"),
+    ({"prop": "email"}, "prop"),
+    ({"prop": "=someone"}, "prop"),
+    ({"path_like": ""}, "path_like"),
+    ({"site": "not a domain"}, "site"),
+])
+def test_a_malformed_scope_names_its_parameter(store: Store, params: dict[str, str],
+                                               field: str) -> None:
+    with pytest.raises(InvalidField) as raised:
+        run(store, "erase.matching", **{"site": SITE, **params})
+    assert raised.value.field == field
