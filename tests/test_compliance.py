@@ -13,6 +13,7 @@ import pytest
 from collector.enrich.geo_update import DBIP_ATTRIBUTION
 from collector.operations import OperationContext
 from collector.operations.compliance import check, declared_columns, statement_markdown
+from collector.operations.retention import set_tiers
 from collector.settings import Settings
 from collector.sites import add_site
 from collector.storage import Store, apply_retention, migrate, open_store
@@ -184,3 +185,19 @@ def test_collector_check_prints_the_statement_its_json_and_markdown(
                                "domain are accepted (add sites with `collector sites add` "
                                "or COLLECTOR_SITES)\n")
     assert invoke(cli_env, "check", "--markdown", "--json").exit_code == 2
+
+
+def test_retention_is_stated_per_site_and_tier(engine_url: str, tmp_path: Path) -> None:
+    store = fresh_store(engine_url, "compliance tiers")
+    add_site(store, SITE)
+    add_site(store, "shop.example")
+    settings = Settings.from_env({}, data_dir=tmp_path, rollup_retention_months=0)
+    set_tiers(OperationContext(store, settings), "shop.example", raw_months=6,
+              rollup_months=12)
+    found = statement(store, tmp_path, rollup_retention_months=0)
+    assert found["retention"]["sites"] == [
+        {"site": SITE, "raw_months": 13, "rollup_months": None},  # 0: kept until removed
+        {"site": "shop.example", "raw_months": 6, "rollup_months": 12}]
+    markdown = statement_markdown(found)
+    assert f"| {SITE} | 13 months | until removed |" in markdown
+    assert "| shop.example | 6 months | 12 months |" in markdown

@@ -29,6 +29,7 @@ from maxminddb.errors import InvalidDatabaseError
 
 from collector.enrich.geo_update import DBIP_ATTRIBUTION, GEOIP_FILENAME, GEOIP_SUBDIRECTORY
 from collector.operations import OperationContext, operation
+from collector.operations.retention import Tiers, default_tiers, site_tiers
 from collector.privacy import SaltKeeper
 from collector.schema import TABLES
 from collector.settings import Settings
@@ -134,17 +135,17 @@ def check(context: OperationContext) -> dict[str, Any]:
 
 
 def _retention(store: Store, settings: Settings, domains: list[str]) -> dict[str, Any]:
-    """Months each tier is kept: the settings, and what each table's TTL enforces."""
-    enforced = _enforced_months(store)
-    rollup_tables = sorted(name for name in enforced if "rollup" in name)
-    rollup_months = [enforced[name] for name in rollup_tables]
-    kept = [months for months in rollup_months if months is not None]
-    # None: a rollup table without TTL keeps its rows until they are removed.
-    rollups = min(kept) if kept and len(kept) == len(rollup_months) else None
-    raw = settings.retention_months
-    return {"raw_months": raw, "rollup_months": rollups, "enforced_months": enforced,
-            "sites": [{"site": domain, "raw_months": raw, "rollup_months": rollups}
+    """Months each tier is kept, per site (its own tiers, or the settings'), and what each
+    table's TTL enforces. ``None``: kept until removed."""
+    default = default_tiers(settings)
+    own = site_tiers(store, settings)
+    return {**_shown_tiers(default), "enforced_months": _enforced_months(store),
+            "sites": [{"site": domain, **_shown_tiers(own.get(domain, default))}
                       for domain in domains]}
+
+
+def _shown_tiers(tiers: Tiers) -> dict[str, int | None]:
+    return {"raw_months": tiers.raw_months, "rollup_months": tiers.rollup_months or None}
 
 
 def _enforced_months(store: Store) -> dict[str, int | None]:
