@@ -8,11 +8,14 @@ import pytest
 
 from collector.errors import InvalidField
 from collector.operations.audit import record_removal
-from collector.storage import Store
+from collector.storage import Store, open_store
+from tests import test_cli
 from tests.removal_support import own_store, run
 from tests.reporting_data import SITE, at, make_event, store_events
+from tests.test_cli import CLI_DATABASE, invoke, parsed
 
 OTHER = "other.test"
+cli_env = test_cli.cli_env  # the command tests' fixture: an empty `collector` database
 
 
 @pytest.fixture
@@ -70,3 +73,18 @@ def test_the_audit_outlives_the_data_it_describes(audited: Store) -> None:
                        "currentDatabase() AND name = 'audit'")[0][0]
     assert " TTL " not in ddl
     assert len(run(audited, "audit.list", command="purge")["entries"]) == 1
+
+
+def test_the_audit_command(cli_env: dict[str, str], engine_url: str) -> None:
+    assert invoke(cli_env, "audit").stdout == "no purge or erasure recorded\n"
+    cli_store = open_store(engine_url, CLI_DATABASE)
+    store_events(cli_store, [make_event(at("10:00"), 1, "/a"), make_event(at("10:00"), 2, "/b")])
+    invoke(cli_env, "erase", "--site", SITE, "--path-like", "/a", "--yes")
+    invoke(cli_env, "purge", "--yes")
+    header, *rows = invoke(cli_env, "audit").stdout.splitlines()
+    assert header.split() == ["at", "command", "scope", "rows", "bytes"]
+    assert [row.split()[1] for row in rows] == ["purge", "erase"]
+    assert f"path_like=/a site={SITE}" in rows[1]
+    listed = parsed(invoke(cli_env, "audit", "--json", "--command", "erase"))
+    assert [entry["scope"]["path_like"] for entry in listed["entries"]] == ["/a"]
+    assert len(parsed(invoke(cli_env, "audit", "--json", "--limit", "1"))["entries"]) == 1

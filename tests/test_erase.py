@@ -3,13 +3,16 @@ the rollups rolled up again so that they equal the raw tables."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 
 from collector.errors import InvalidField
 from collector.reports.sampling import Sampler
-from collector.storage import Store
+from collector.storage import Store, open_store
+from tests import test_cli
 from tests.removal_support import (
     files_holding,
     own_store,
@@ -27,8 +30,13 @@ from tests.reporting_data import (
     sample_site_events,
     store_events,
 )
+from tests.test_cli import CLI_DATABASE, assert_fails_in_one_line, invoke, parsed
+from tests.test_cli_serving import COLLECTOR
+from tests.test_cli_serving import run as run_script
+from tests.test_serve import free_port, send_pageview, serving
 
 OTHER = "other.test"
+cli_env = test_cli.cli_env  # the command tests' fixture: an empty `collector` database
 Seeded = tuple[Store, dict[str, str]]
 
 
@@ -207,3 +215,57 @@ def test_a_malformed_scope_names_its_parameter(store: Store, params: dict[str, s
     with pytest.raises(InvalidField) as raised:
         run(store, "erase.matching", **{"site": SITE, **params})
     assert raised.value.field == field
+
+
+def test_the_erase_command(cli_env: dict[str, str], engine_url: str) -> None:
+    secret = token()
+    invoke(cli_env, "migrate")
+    cli_store = open_store(engine_url, CLI_DATABASE)
+    store_events(cli_store, [make_event(at("10:00"), 1, "/"),
+                             make_event(at("10:01"), 1, f"/private/{secret}")])
+    dry = invoke(cli_env, "erase", "--site", SITE, "--path-like", "/private/%")
+    lines = dry.stdout.splitlines()
+    assert lines[0].startswith("would remove ") and lines[-1].startswith("dry run: nothing")
+    assert lines[1].split() == ["table", "rows", "bytes", "partitions", "dropped",
+                                "partitions", "rewritten"]
+    assert f"days would be rolled up again: {day(0).isoformat()}" in lines
+    erased = parsed(invoke(cli_env, "erase", "--site", SITE, "--path-like", "/private/%",
+                           "--yes", "--json"))
+    assert erased["dry_run"] is False and erased["tables"]["events"]["rows"] == 1
+    assert cli_store.rows("SELECT pathname FROM events") == [("/",)]
+    assert_fails_in_one_line(invoke(cli_env, "erase", "--site", SITE, "--prop", "plan"),
+                             "prop 'plan' is not KEY=VALUE")
+
+
+def test_purge_erase_and_audit_through_the_running_server(tmp_path: Path) -> None:
+    data_dir, log, port = tmp_path / "data", tmp_path / "serve.log", free_port()
+    secret = token()
+    with serving(data_dir, port, log):
+        assert send_pageview(port, f"/private/{secret}") == 202
+        assert send_pageview(port, "/public") == 202
+        erase = f"{COLLECTOR} erase --site serve.test --path-like '/private/%' --json"
+        for _ in range(100):  # until the server's writer has flushed both
+            counted = json.loads(run_script(data_dir, port, erase).stdout)
+            if counted["tables"]["events"]["rows"]:
+                break
+            time.sleep(0.1)
+        assert counted["dry_run"] is True and counted["tables"]["events"]["rows"] == 1
+        assert files_holding(data_dir, secret)
+        erased = json.loads(run_script(data_dir, port, f"{erase} --yes").stdout)
+        assert erased["dry_run"] is False and erased["tables"]["events"]["rows"] == 1
+        assert files_holding(data_dir, secret) == []
+        set_tiers = run_script(data_dir, port,
+                               f"{COLLECTOR} retention set serve.test --raw-months 2 --json")
+        assert json.loads(set_tiers.stdout)["raw_months"] == 2, set_tiers.stderr
+        shown = json.loads(run_script(data_dir, port, f"{COLLECTOR} retention show --json"
+                                      ).stdout)
+        assert [(site["site"], site["own"]) for site in shown["sites"]] == [("serve.test", True)]
+        purged = json.loads(run_script(data_dir, port, f"{COLLECTOR} purge --yes --json").stdout)
+        assert purged["dry_run"] is False and purged["rows"] == 0
+        audit = json.loads(run_script(data_dir, port, f"{COLLECTOR} audit --json").stdout)
+        assert [entry["command"] for entry in audit["entries"]] == ["purge", "erase"]
+        refused = run_script(data_dir, port, f"{COLLECTOR} erase --site serve.test "
+                                             "--from 2024-13-01")
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr == "collector: from_date '2024-13-01' is not a date (YYYY-MM-DD)\n"
+        assert send_pageview(port, "/after") == 202  # the server kept serving

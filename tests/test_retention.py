@@ -13,7 +13,8 @@ from collector.operations.retention import DailyPurge, months_before
 from collector.reports.sampling import Sampler
 from collector.settings import Settings
 from collector.sites import add_site
-from collector.storage import Store, migrate
+from collector.storage import Store, migrate, open_store
+from tests import test_cli
 from tests.removal_support import (
     files_holding,
     own_store,
@@ -23,12 +24,14 @@ from tests.removal_support import (
     token,
 )
 from tests.reporting_data import SITE, at, day, make_event, sample_site_events, store_events
+from tests.test_cli import CLI_DATABASE, assert_fails_in_one_line, invoke, parsed
 
 OTHER = "other.test"
 # Days relative to reporting_data.DAY0 (20 days ago): 45 and 100 days ago. With a raw tier
 # of 1 month and a rollup tier of 2, the first keeps only its rollups, the second nothing.
 MIDDLE, OLD = -25, -80
 ROLLUP_TABLES = ("visits_rollup", "visits_rollup_daily", "events_rollup_daily")
+cli_env = test_cli.cli_env  # the command tests' fixture: an empty `collector` database
 
 
 @pytest.fixture
@@ -233,3 +236,29 @@ def test_serve_purges_once_a_day(seeded: tuple[Store, dict[str, str]],
     assert [entry["scope"]["trigger"] for entry in purges] == ["daily", "daily"]
     between = datetime.fromisoformat(purges[0]["at"]) - datetime.fromisoformat(purges[1]["at"])
     assert abs(between - timedelta(hours=25)) < timedelta(seconds=1)
+
+
+def test_the_retention_and_purge_commands(cli_env: dict[str, str], engine_url: str) -> None:
+    assert parsed(invoke(cli_env, "retention", "show", "--json"))["sites"] == []
+    cli_store = open_store(engine_url, CLI_DATABASE)
+    store_events(cli_store, [make_event(at("10:00"), 1, "/"),
+                             make_event(at("10:00", OLD), 2, "/old")])
+    set_result = invoke(cli_env, "retention", "set", SITE, "--raw-months", "1")
+    assert set_result.stdout.startswith(f"{SITE}: raw rows 1 month (since ")
+    assert "`collector purge` applies it now" in set_result.stderr
+    table = invoke(cli_env, "retention", "show").stdout.splitlines()
+    assert table[0] == "settings: raw rows 13 months, rollups 25 months"
+    assert table[1].split() == ["site", "raw", "rollups", "own", "raw", "since", "rollups",
+                                "since"]
+    assert table[2].split()[:6] == [SITE, "1", "month", "25", "months", "yes"]
+    assert_fails_in_one_line(invoke(cli_env, "retention", "set", SITE, "--raw-months", "14"),
+                             "raw_months must be a whole number from 1 to 13")
+    dry = invoke(cli_env, "purge")
+    assert dry.stdout.splitlines()[0].startswith("would remove ")
+    assert dry.stdout.endswith("repeat with --yes to remove it\n")
+    counted = parsed(invoke(cli_env, "purge", "--json"))
+    assert counted["dry_run"] is True and counted["tables"]["events"]["rows"] == 1
+    applied = parsed(invoke(cli_env, "purge", "--yes", "--json"))
+    assert applied["dry_run"] is False and applied["tables"] == counted["tables"]
+    assert cli_store.rows("SELECT pathname FROM events") == [("/",)]
+    assert parsed(invoke(cli_env, "purge", "--json"))["rows"] == 0

@@ -138,7 +138,7 @@ def set_tiers(context: OperationContext, site: str, raw_months: int | None = Non
                 f"({kept.raw_months} months): reports read old days from the rollups",
                 "rollup_months")
         _save_override(store, domain, wanted)
-    context.notes.append("`collector purge` applies it now; `collector serve` purges daily")
+        context.notes.append("`collector purge` applies it now; `collector serve` purges daily")
     return _site_entry(domain, default, stored_overrides(store).get(domain),
                        datetime.now(UTC).date())
 
