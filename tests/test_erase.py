@@ -237,6 +237,29 @@ def test_the_erase_command(cli_env: dict[str, str], engine_url: str) -> None:
                              "prop 'plan' is not KEY=VALUE")
 
 
+def test_removing_a_site_with_erase(cli_env: dict[str, str], engine_url: str) -> None:
+    invoke(cli_env, "migrate")
+    for domain in (SITE, "other.example"):
+        invoke(cli_env, "sites", "add", domain)
+    cli_store = open_store(engine_url, CLI_DATABASE)
+    store_events(cli_store, [make_event(at("10:00"), 1, "/"),
+                             make_event(at("10:01"), 1, "/pricing")])
+    dry = parsed(invoke(cli_env, "sites", "remove", SITE, "--erase", "--json"))
+    assert dry["dry_run"] is True and dry["tables"]["events"]["rows"] == 2
+    assert cli_store.rows("SELECT count() FROM events")[0][0] == 2  # nothing changed
+    assert SITE in invoke(cli_env, "sites", "list").stdout
+    done = parsed(invoke(cli_env, "sites", "remove", SITE, "--erase", "--yes", "--json"))
+    assert done["domain"] == SITE and done["erased"]["dry_run"] is False
+    assert cli_store.rows("SELECT count() FROM events")[0][0] == 0
+    assert cli_store.rows("SELECT count() FROM visits_rollup_daily")[0][0] == 0
+    assert SITE not in invoke(cli_env, "sites", "list").stdout
+    # The last site is refused without --force, and then nothing is erased either.
+    store_events(cli_store, [make_event(at("11:00"), 2, "/", site="other.example")])
+    assert_fails_in_one_line(invoke(cli_env, "sites", "remove", "other.example", "--erase",
+                                    "--yes"), "--force")
+    assert cli_store.rows("SELECT count() FROM events")[0][0] == 1
+
+
 def test_purge_erase_and_audit_through_the_running_server(tmp_path: Path) -> None:
     data_dir, log, port = tmp_path / "data", tmp_path / "serve.log", free_port()
     secret = token()

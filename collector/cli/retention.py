@@ -25,7 +25,7 @@ def purge(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     rows leave the disk. Prints rows and bytes per table; an applied purge is
     audited. `collector serve` runs it once a day.
     """
-    emit(run(ctx, "retention.purge", {"dry_run": dry_run}), as_json, _print_removal)
+    emit(run(ctx, "retention.purge", {"dry_run": dry_run}), as_json, print_removal)
 
 
 @click.command()
@@ -55,7 +55,7 @@ def erase(ctx: click.Context, site: str, from_date: str | None, to_date: str | N
     """
     params = {"site": site, "from_date": from_date, "to_date": to_date,
               "path_like": path_like, "prop": prop, "yes": yes}
-    emit(run(ctx, "erase.matching", params), as_json, _print_removal)
+    emit(run(ctx, "erase.matching", params), as_json, print_removal)
 
 
 @click.group()
@@ -114,7 +114,7 @@ def audit(ctx: click.Context, command_name: str | None, site: str | None, limit:
     emit(result, as_json, _print_audit)
 
 
-def _print_removal(result: dict[str, Any]) -> None:
+def print_removal(result: dict[str, Any]) -> None:
     verb = "would remove" if result["dry_run"] else "removed"
     click.echo(f"{verb} {result['rows']:,} rows ({_size(result['bytes'])})")
     print_table(("table", "rows", "bytes", "partitions dropped", "partitions rewritten"),

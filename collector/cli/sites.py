@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from collector.cli.output import emit, json_option, print_table, run
+from collector.cli.retention import print_removal
 
 DEV_MODE = "no sites: every domain is accepted (dev mode)"
 
@@ -54,17 +55,33 @@ def _print_sites(result: dict[str, Any]) -> None:
 @click.option("--force", is_flag=True, default=False, show_default=True,
               help="Remove the last site even though the collector then accepts every "
                    "domain (dev mode).")
+@click.option("--erase", is_flag=True, default=False, show_default=True,
+              help="Also erase all of the site's data, raw and rollups (a dry run "
+                   "without --yes).")
+@click.option("--yes", is_flag=True, default=False, show_default=True,
+              help="With --erase: really erase, and remove the site.")
 @json_option
 @click.pass_context
-def remove(ctx: click.Context, domain: str, force: bool, as_json: bool) -> None:
-    """Stop accepting events for DOMAIN (its data stays)."""
-    emit(run(ctx, "sites.remove", {"domain": domain, "force": force}), as_json, _print_removed)
+def remove(ctx: click.Context, domain: str, force: bool, erase: bool, yes: bool,
+           as_json: bool) -> None:
+    """Stop accepting events for DOMAIN (its data stays unless --erase)."""
+    if erase and not yes:  # show what would go; the site stays until --yes
+        emit(run(ctx, "erase.site", {"site": domain, "yes": False}), as_json,
+             print_removal)
+        return
+    # Removed first: a refusal (the last site without --force) erases nothing.
+    result = run(ctx, "sites.remove", {"domain": domain, "force": force})
+    if erase:
+        result["erased"] = run(ctx, "erase.site", {"site": result["domain"], "yes": True})
+    emit(result, as_json, _print_removed)
 
 
 def _print_removed(result: dict[str, Any]) -> None:
     click.echo(f"removed {result['domain']}")
     if result["open_to_all"]:
         click.echo(f"{DEV_MODE}, until a site is added")
+    if "erased" in result:
+        print_removal(result["erased"])
 
 
 @sites.command()
