@@ -64,7 +64,10 @@ def _print_sites(result: dict[str, Any]) -> None:
 @click.pass_context
 def remove(ctx: click.Context, domain: str, force: bool, erase: bool, yes: bool,
            as_json: bool) -> None:
-    """Stop accepting events for DOMAIN (its data stays unless --erase)."""
+    """Stop accepting events for DOMAIN.
+
+    Its data stays, unless --erase (a dry run without --yes) erases it all.
+    """
     if erase and not yes:  # show what would go; the site stays until --yes
         emit(run(ctx, "erase.site", {"site": domain, "yes": False}), as_json,
              print_removal)
