@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +17,7 @@ import pytest
 
 from collector.cli import data as data_commands
 from collector.errors import InvalidField, NotFound
-from collector.operations import OperationContext
+from collector.operations import OperationContext, export_files
 from collector.operations import export as exporting
 from collector.reports.builder import SiteContext
 from collector.reports.csv import FORMULA_PREFIXES
@@ -247,12 +247,14 @@ def test_an_export_is_read_and_written_block_by_block(
     assert len(writes) > 10 and max(writes) < rows / 3
     assert progress == sorted(progress) and progress[-1] == rows
     assert len(progress) == len(writes) - 1
+    # Parquet: row groups written as blocks gather, a few blocks each.
+    monkeypatch.setattr(export_files, "ROW_GROUP_ROWS", 2000)
     parquet = export_demo(demo_store, "parquet", tmp_path / "demo.parquet")
     for path in parquet["files"]:
         metadata = pq.ParquetFile(path).metadata
-        assert metadata.num_row_groups > 3  # one row group per block
-        assert max(metadata.row_group(index).num_rows
-                   for index in range(metadata.num_row_groups)) < metadata.num_rows / 2
+        sizes = [metadata.row_group(index).num_rows for index in range(metadata.num_row_groups)]
+        assert len(sizes) > 2 and max(sizes) < metadata.num_rows / 2
+        assert min(sizes[:-1]) >= 2000
 
 
 # ---- the daily reports -------------------------------------------------------------------
@@ -484,3 +486,30 @@ def test_the_site_may_be_named_by_an_address(store: Store) -> None:
     result = exporting.export(OperationContext(store, Settings.from_env({}), output=stream),
                               f"https://{SITE.upper()}/", FIRST, LAST, "jsonl")
     assert result["site"] == SITE and result["rows"]["events"] == 14
+
+
+def test_rows_either_side_of_a_month_boundary_are_read_month_by_month(
+        engine_url: str) -> None:
+    source = fresh_store(engine_url, "month boundary")
+    add_site(source, SITE, TIMEZONE)
+    today = datetime.now(UTC).date()
+    boundary = datetime(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1,
+                        tzinfo=UTC)  # the start of last month, UTC: a partition boundary
+    before, after = (int(boundary.timestamp() * 1000) + offset * 60_000 for offset in (-30, 30))
+    store_events(source, [make_event(before, 1, "/before"), make_event(after, 2, "/after")])
+    local_first_day = boundary.astimezone(ZoneInfo(TIMEZONE)).date()  # Berlin is ahead
+
+    def exported_pages(first: date, last: date) -> list[str]:
+        stream = io.BytesIO()
+        exporting.export(OperationContext(source, Settings.from_env({}), output=stream),
+                         SITE, first.isoformat(), last.isoformat(), "jsonl")
+        return sorted(record["pathname"] for record in map(json.loads,
+                                                          stream.getvalue().splitlines()[1:])
+                      if record["table"] == "events")
+
+    assert exported_pages(local_first_day - timedelta(days=1), local_first_day) == \
+        ["/after", "/before"]
+    # 23:30 UTC on the month's last day is already the month's first day in Berlin.
+    assert exported_pages(local_first_day, local_first_day) == ["/after", "/before"]
+    assert exported_pages(local_first_day - timedelta(days=1),
+                          local_first_day - timedelta(days=1)) == []

@@ -9,9 +9,10 @@ pageviews... per day, and per day and page, source, country, device), computed
 by the reports themselves, so the figures are the dashboard's.
 
 Nothing is held whole in memory: rows come from ClickHouse block by block
-(``BLOCK_ROWS``) on a connection of their own, so a long export never makes
+(``BLOCK_ROWS``), one month (partition, by UTC month as the tables are partitioned)
+after another, on a connection of their own, so a long export never makes
 ingest or a report wait; ClickHouse formats the CSV and JSON lines itself
-(``formatRow``), Parquet gets one row group per block, and each block is
+(``formatRow``), Parquet gathers blocks into row groups, and each block is
 written before the next is read (``benchmarks/bench_export.py`` measures the
 memory). Import reads the files back in batches and inserts them like the
 writer does, so the rollups fill through their materialized views as for live
@@ -22,7 +23,7 @@ twice (or again after a failure part way) stores its rows once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -53,13 +54,16 @@ from collector.sites import domain_of, list_sites
 from collector.storage import Store, open_store
 
 FORMATS = ("csv", "jsonl", "parquet")
-BLOCK_ROWS = 50_000
-IMPORT_BATCH_ROWS = 50_000
-# Each raw table's time column and storage order: read in that order, nothing is sorted.
-RAW_TABLES = {"events": ("timestamp", "site, toDate(timestamp), visitor, timestamp"),
-              "visits": ("start_time", "site, toDate(start_time), visitor, visit")}
+BLOCK_ROWS = 2048  # larger blocks only cost memory (benchmarks/bench_export.py)
+IMPORT_BATCH_ROWS = 20_000  # per table: a batch of Python values is held to insert it
+# Each raw table's time column.
+RAW_TABLES = {"events": "timestamp", "visits": "start_time"}
 STREAM_SETTINGS = {
     "max_block_size": BLOCK_ROWS,
+    # One reading thread, parts one after another and no ORDER BY: reading several parts
+    # at once (or merging them in key order) holds buffers for each, hundreds of MB at 10M
+    # events, where this stays within 200 MB (bench_export.py) at little cost in speed.
+    "max_threads": 1,
     "output_format_json_quote_64bit_integers": 0,  # visitor hashes stay numbers
     "output_format_json_escape_forward_slashes": 0,
     "output_format_json_validate_utf8": 1,
@@ -94,9 +98,23 @@ class _Scope:
         return {"kind": kind, "site": self.site, "from": self.period.first_day.isoformat(),
                 "to": self.period.last_day.isoformat(), "timezone": self.timezone}
 
-    def parameters(self) -> dict[str, Any]:
+    def parameters(self, start: datetime | None = None,
+                   end: datetime | None = None) -> dict[str, Any]:
+        """The query parameters, for the whole period or the part ``start``..``end``."""
         return {"site": self.site, "tz": self.timezone, "quoted": list(QUOTED_PREFIXES),
-                "start": _milliseconds(self.period.start), "end": _milliseconds(self.period.end)}
+                "start": _milliseconds(start or self.period.start),
+                "end": _milliseconds(end or self.period.end)}
+
+    def months(self, stored: set[str]) -> Iterator[tuple[datetime, datetime]]:
+        """The period cut at UTC month starts (the tables' partitions), keeping the months
+        in ``stored`` (YYYYMM)."""
+        start = self.period.start
+        while start < self.period.end:
+            following = datetime(start.year + start.month // 12, start.month % 12 + 1, 1,
+                                 tzinfo=UTC)
+            if start.strftime("%Y%m") in stored:
+                yield start, min(following, self.period.end)
+            start = following
 
 
 @operation("export.export")
@@ -213,17 +231,14 @@ def _write_raw(context: OperationContext, scope: _Scope,
             if scope.format == "csv":
                 stream.write(csv_row(column_names(table)))
             written[table] = 0
-            blocks = reader.stream_columns(_raw_sql(table, scope.format), scope.parameters(),
-                                           STREAM_SETTINGS, strings_as_bytes=parquet is None)
-            with closing(blocks):
-                for block in blocks:
-                    if parquet is None:
-                        stream.write(b"".join(block[0]))
-                    else:
-                        parquet.write(block)
-                    written[table] += len(block[0])
-                    done += len(block[0])
-                    context.progress(done, max(done, sum(totals.values())), f"exporting {table}")
+            for block in _blocks(reader, table, scope):
+                if parquet is None:
+                    stream.write(b"".join(block[0]))
+                else:
+                    parquet.write(block)
+                written[table] += len(block[0])
+                done += len(block[0])
+                context.progress(done, max(done, sum(totals.values())), f"exporting {table}")
             if parquet is not None:
                 parquet.close()
     finally:
@@ -231,8 +246,23 @@ def _write_raw(context: OperationContext, scope: _Scope,
     return written
 
 
+def _blocks(reader: Store, table: str, scope: _Scope) -> Iterator[list[Sequence[Any]]]:
+    """The table's rows in scope, block by block, one month (partition) after another:
+    a query reads the parts of one partition only, so memory does not grow with the
+    range (FINAL merges every part it reads at once)."""
+    stored = {partition for (partition,) in reader.rows(
+        "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() "
+        "AND table = {table:String} AND active", {"table": table})}
+    for start, end in scope.months(stored):
+        blocks = reader.stream_columns(_raw_sql(table, scope.format),
+                                       scope.parameters(start, end), STREAM_SETTINGS,
+                                       strings_as_bytes=scope.format != "parquet")
+        with closing(blocks):
+            yield from blocks
+
+
 def _row_count(store: Store, table: str, scope: _Scope) -> int:
-    time_column, _ = RAW_TABLES[table]
+    time_column = RAW_TABLES[table]
     counted = "count()" if table == "events" else "sum(sign)"  # visits: collapsed states
     rows = store.rows(f"SELECT {counted} FROM {table} WHERE {_in_scope(time_column)}",
                       scope.parameters())
@@ -245,10 +275,10 @@ def _in_scope(time_column: str) -> str:
 
 
 def _raw_sql(table: str, format_name: str) -> str:
-    """One table's rows in storage order, as CSV or JSON lines, or as columns for Parquet."""
-    time_column, order = RAW_TABLES[table]
+    """One table's rows as stored (no sort), as CSV or JSON lines, or as columns for Parquet."""
+    time_column = RAW_TABLES[table]
     final = " FINAL" if table == "visits" else ""  # a visit's final state, not its updates
-    rows = f"SELECT * FROM {table}{final} WHERE {_in_scope(time_column)} ORDER BY {order}"
+    rows = f"SELECT * FROM {table}{final} WHERE {_in_scope(time_column)}"
     values = [_value_sql(column, format_name) for column in TABLES[table]]
     if format_name == "parquet":
         return f"SELECT {', '.join(values)} FROM ({rows})"

@@ -42,6 +42,7 @@ HEADER_KEY = "collector_export"
 # Quoted in CSV cells: a quote in front of these is removed again on import.
 QUOTED_PREFIXES = (*FORMULA_PREFIXES, "'")
 PARQUET_MAGIC = b"PAR1"
+ROW_GROUP_ROWS = 65_536
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 _JSON = msgspec.json.Encoder()
@@ -115,7 +116,12 @@ def _csv_cell(value: Any) -> Any:
 
 
 class ParquetSink:
-    """Row groups appended to one Parquet file as blocks of columns arrive."""
+    """Row groups appended to one Parquet file as blocks of columns arrive.
+
+    Blocks become Arrow arrays at once (compact, unlike Python values) and are written
+    as a row group once ``ROW_GROUP_ROWS`` have gathered: readers want row groups far
+    larger than the blocks ClickHouse streams.
+    """
 
     def __init__(self, stream: BinaryIO, schema: Any, header: dict[str, Any]) -> None:
         metadata = {HEADER_KEY.encode(): json.dumps({HEADER_KEY: EXPORT_VERSION, **header})}
@@ -123,14 +129,26 @@ class ParquetSink:
         # Written through, never seeked: a pipe or the admin channel will do.
         self._writer = pq.ParquetWriter(pa.PythonFile(stream, mode="w"), self._schema,
                                         compression="zstd")
+        self._pending: list[Any] = []
+        self._pending_rows = 0
 
     def write(self, columns: Sequence[Sequence[Any]]) -> None:
         arrays = [pa.array(values, type=field.type)
                   for values, field in zip(columns, self._schema)]
-        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
+        self._pending.append(pa.Table.from_arrays(arrays, schema=self._schema))
+        self._pending_rows += len(columns[0]) if columns else 0
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush()
 
     def close(self) -> None:
+        self._flush()
         self._writer.close()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.concat_tables(self._pending),
+                                     row_group_size=max(ROW_GROUP_ROWS, self._pending_rows))
+        self._pending, self._pending_rows = [], 0
 
 
 class RecordWriter:
