@@ -3,6 +3,7 @@ the statement of what this installation collects."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def export(ctx: click.Context, site: str, from_date: str, to_date: str, format_n
               # The server may be the one writing: give it a path that does not depend
               # on this shell's directory.
               "output": str(output.resolve()) if output else None}
-    stdout = None if output else click.get_binary_stream("stdout")
+    stdout = None if output else sys.stdout.buffer  # the stream click's runner swaps in too
     result = run(ctx, "export.export", params, output=stdout)
     if output is None:
         click.echo(_export_summary(result), err=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[object]],
     if not table.row_count and empty:
         click.echo(empty)
         return
-    terminal = click.get_text_stream("stdout").isatty()
+    terminal = sys.stdout.isatty()  # click 8.5 deprecates get_text_stream
     drawn = io.StringIO()
     width = shutil.get_terminal_size((PIPED_WIDTH, 24)).columns if terminal else PIPED_WIDTH
     Console(file=drawn, force_terminal=terminal, width=width, highlight=False).print(table)
