@@ -130,6 +130,9 @@ VISITS_TABLE: tuple[Column, ...] = (
 )
 
 TABLES: dict[str, tuple[Column, ...]] = {"events": EVENTS_TABLE, "visits": VISITS_TABLE}
+# The column each raw table is partitioned, kept (TTL) and reported by: visits count
+# where they start.
+TIME_COLUMNS: dict[str, str] = {"events": "timestamp", "visits": "start_time"}
 
 
 def column_names(table: str) -> tuple[str, ...]:

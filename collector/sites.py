@@ -198,12 +198,17 @@ def change_exclusions(store: Store, domain: str, *, add_ips: tuple[str, ...] = (
     return site
 
 
+def allowed_domains(store: Store, configured: tuple[str, ...]) -> set[str]:
+    """The allow-list: stored sites and ``COLLECTOR_SITES`` (empty: dev mode)."""
+    return {site.domain for site in list_sites(store)} | set(configured)
+
+
 def check_allowed(store: Store, domain: str, configured: tuple[str, ...],
                   field_name: str = "site") -> str:
     """``domain`` normalised; InvalidField when an allow-list exists without it (in dev
     mode, with no site at all, every domain is allowed)."""
     domain = domain_of(domain, field_name)
-    allowed = {site.domain for site in list_sites(store)} | set(configured)
+    allowed = allowed_domains(store, configured)
     if allowed and domain not in allowed:
         raise InvalidField(f"unknown site {domain!r}; add it first with "
                            f"`collector sites add {domain}`", field_name)

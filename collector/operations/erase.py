@@ -25,7 +25,6 @@ the scope and what went.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -35,14 +34,10 @@ from collector.operations import OperationContext, operation
 from collector.operations.audit import record_removal
 from collector.operations.removal import Removal, plan_removal, remove_all
 from collector.operations.retention import forget_override
-from collector.schema import rollup_dimensions
+from collector.reports.dates import iso_day
 from collector.sites import normalize_domain
 from collector.storage import Store
-from collector.storage.rollups import (
-    events_rollup_daily_select,
-    visits_rollup_daily_select,
-    visits_rollup_select,
-)
+from collector.storage.rollups import ROLLUP_TABLES, view_selects
 
 ERASE_COMMAND, ERASE_SITE_COMMAND = "erase", "erase site"
 # Visits go by the ids of their erased events: a subquery, which replicated tables
@@ -50,12 +45,6 @@ ERASE_COMMAND, ERASE_SITE_COMMAND = "erase", "erase site"
 _SUBQUERY_SETTINGS = {"allow_nondeterministic_mutations": 1}
 # A rebuilt day is new data even when it happens to equal a block inserted before.
 _REBUILD_SETTINGS = {"insert_deduplicate": 0}
-# Each rollup table and the SELECT of its view, generated from the schema's dimensions.
-_ROLLUP_SELECTS: dict[str, Callable[[], str]] = {
-    "visits_rollup": visits_rollup_select,
-    "visits_rollup_daily": lambda: visits_rollup_daily_select(rollup_dimensions("visits")),
-    "events_rollup_daily": lambda: events_rollup_daily_select(rollup_dimensions("events")),
-}
 # Where a rollup table holds pages a path pattern can match by itself.
 _ROLLUP_PAGES = {
     "events_rollup_daily": "pathname LIKE {path:String}",
@@ -142,7 +131,7 @@ def erase_scope(context: OperationContext, scope: Scope, command: str,
     removals = [plan_removal(store, "visits", visits, parameters, _SUBQUERY_SETTINGS),
                 plan_removal(store, "events", events, parameters)]
     removals += [plan_removal(store, table, _rollup_condition(scope, table), parameters)
-                 for table in _ROLLUP_SELECTS]
+                 for table in ROLLUP_TABLES]
     result: dict[str, Any] = {
         "dry_run": not apply, "scope": scope.as_json(),
         "days_rebuilt": [day.isoformat() for day in days],
@@ -154,7 +143,7 @@ def erase_scope(context: OperationContext, scope: Scope, command: str,
     remove_all(store, removals, context.progress, context.notes.append)
     for index, (table, rebuilt) in enumerate(_rebuild(store, scope.site, days).items()):
         result["tables"][table]["rows_rebuilt"] = rebuilt
-        context.progress(index + 1, len(_ROLLUP_SELECTS), f"{table}: rolled up again")
+        context.progress(index + 1, len(ROLLUP_TABLES), f"{table}: rolled up again")
     record_removal(store, command, scope.as_json(), _audited(removals))
     return result
 
@@ -217,13 +206,13 @@ def _days_touched(store: Store, events: str, visits: str,
 def _rebuild(store: Store, site: str, days: list[date]) -> dict[str, int]:
     """Roll up ``days`` of ``site`` again from the raw rows; rows written per table."""
     written = {}
-    for table, select in _ROLLUP_SELECTS.items():
+    for table, select in view_selects().items():
         rows = 0
         if days:
             during = "site = {site:String} AND toDate(hour) IN {days:Array(Date)}"
             parameters = {"site": site, "days": days}
             # The filter on the views' group keys reaches the raw tables' primary key.
-            store.command(f"INSERT INTO {table} SELECT * FROM ({select()}) WHERE {during}",
+            store.command(f"INSERT INTO {table} SELECT * FROM ({select}) WHERE {during}",
                           parameters, settings=_REBUILD_SETTINGS)
             rows = int(store.rows(f"SELECT count() FROM {table} WHERE {during}",
                                   parameters)[0][0])
@@ -237,9 +226,4 @@ def _audited(removals: list[Removal]) -> dict[str, dict[str, int]]:
 
 
 def _day(text: str | None, field: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise InvalidField(f"{field} {text!r} is not a date (YYYY-MM-DD)", field) from None
+    return None if text is None else iso_day(text, field)

@@ -45,19 +45,18 @@ from collector.operations.export_files import (
     read_export,
 )
 from collector.reports.builder import SiteContext
-from collector.reports.dates import MAX_RANGE_DAYS, DateRange, local_midnight
+from collector.reports.dates import MAX_RANGE_DAYS, DateRange, iso_day, local_midnight
 from collector.reports.query import run_report
 from collector.reports.request import MAX_LIMIT, QuerySpec
 from collector.reports.sampling import Sampler
-from collector.schema import TABLES, Column, column_names
+from collector.schema import TABLES, TIME_COLUMNS, Column, column_names
 from collector.sites import domain_of, list_sites
 from collector.storage import Store, open_store
 
 FORMATS = ("csv", "jsonl", "parquet")
 BLOCK_ROWS = 2048  # larger blocks only cost memory (benchmarks/bench_export.py)
 IMPORT_BATCH_ROWS = 20_000  # per table: a batch of Python values is held to insert it
-# Each raw table's time column.
-RAW_TABLES = {"events": "timestamp", "visits": "start_time"}
+RAW_TABLES = TIME_COLUMNS  # each raw table and its time column
 STREAM_SETTINGS = {
     "max_block_size": BLOCK_ROWS,
     # One reading thread, parts one after another and no ORDER BY: reading several parts
@@ -177,7 +176,7 @@ def _scope(context: OperationContext, site: str, from_date: str, to_date: str,
         raise InvalidField(f"unknown format {format_name!r} (use {', '.join(FORMATS)})",
                            "format")
     domain = domain_of(site, "site")
-    first, last = _day(from_date, "from"), _day(to_date, "to")
+    first, last = iso_day(from_date, "from"), iso_day(to_date, "to")
     if last < first:
         raise InvalidField("the end date is before the start date", "to")
     timezone = _timezone(context, domain)
@@ -185,13 +184,6 @@ def _scope(context: OperationContext, site: str, from_date: str, to_date: str,
     period = DateRange(local_midnight(first, timezone),
                        local_midnight(last + timedelta(days=1), timezone), first, last)
     return _Scope(domain, timezone, period, format_name)
-
-
-def _day(text: str, field: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise InvalidField(f"{text!r} is not a date (YYYY-MM-DD)", field) from None
 
 
 def _timezone(context: OperationContext, site: str) -> str:

@@ -29,9 +29,10 @@ from collector.operations import OperationContext, Progress, operation
 from collector.operations.audit import last_recorded, record_removal
 from collector.operations.removal import plan_removal, remove_all
 from collector.settings import Settings
-from collector.sites import list_sites, normalize_domain
+from collector.sites import allowed_domains, normalize_domain
 from collector.storage import Store, apply_retention, open_store
-from collector.storage.migrations import RAW_TABLES, ROLLUP_TABLES
+from collector.storage.migrations import RAW_TABLES
+from collector.storage.rollups import ROLLUP_TABLES
 
 logger = logging.getLogger("collector")
 PURGE_COMMAND = "purge"
@@ -256,19 +257,19 @@ def _months(value: object, ceiling: int, field: str) -> int:
     return value
 
 
-def _allowed_sites(store: Store, settings: Settings) -> set[str]:
-    return {site.domain for site in list_sites(store)} | set(settings.sites)
+def _sites_with_rows(store: Store) -> set[str]:
+    return {str(row[0]) for row in store.rows("SELECT DISTINCT site FROM visits_rollup")}
 
 
 def _known_sites(store: Store, settings: Settings) -> set[str]:
     """Sites allowed (stored or configured) and sites with rows in the rollups."""
-    with_rows = {str(row[0]) for row in store.rows("SELECT DISTINCT site FROM visits_rollup")}
-    return _allowed_sites(store, settings) | with_rows
+    return allowed_domains(store, settings.sites) | _sites_with_rows(store)
 
 
 def _check_known(store: Store, settings: Settings, domain: str) -> None:
     """In dev mode every site is known; else it must be allowed or have data."""
-    if _allowed_sites(store, settings) and domain not in _known_sites(store, settings):
+    allowed = allowed_domains(store, settings.sites)
+    if allowed and domain not in allowed and domain not in _sites_with_rows(store):
         raise InvalidField(f"unknown site {domain!r}: it is not allowed and has no data",
                            "site")
 

@@ -47,8 +47,8 @@ def resolve(value: str | tuple[str, str], timezone_name: str, now: datetime,
     """The UTC interval of a ``date_range`` value, with days in ``timezone_name``."""
     today = now.astimezone(zone(timezone_name)).date()
     if isinstance(value, tuple):
-        return days_range(_iso_date(value[0], "date_range[0]"),
-                          _iso_date(value[1], "date_range[1]"), timezone_name)
+        return days_range(iso_day(value[0], "date_range[0]"),
+                          iso_day(value[1], "date_range[1]"), timezone_name)
     if value == "day":
         return days_range(today, today, timezone_name)
     if value == "24h":
@@ -115,11 +115,12 @@ def _is_midnight(moment: datetime, timezone_name: str) -> bool:
     return (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0)
 
 
-def _iso_date(text: str, field: str) -> date:
+def iso_day(text: str, field: str) -> date:
+    """``text`` as a date, or InvalidField naming ``field`` (reports, export, erase)."""
     try:
         return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidField("not an ISO date (YYYY-MM-DD)", field) from None
+    except (TypeError, ValueError):
+        raise InvalidField(f"{field} {text!r} is not a date (YYYY-MM-DD)", field) from None
 
 
 def _months_before(first_of_month: date, months: int) -> date:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from collector.reports.params import Parameters
+from collector.schema import TIME_COLUMNS as RAW_TIME_COLUMNS
 from collector.schema import Column, dimension_columns
 
 EVENTS = "events"
@@ -50,8 +51,7 @@ DIMENSIONS: dict[str, Dimension] = {
 }
 
 # The time column each source buckets by: visits count where they start.
-TIME_COLUMNS = {EVENTS: "timestamp", VISITS: "start_time", EVENTS_ROLLUP: "hour",
-                VISITS_ROLLUP: "hour"}
+TIME_COLUMNS = {**RAW_TIME_COLUMNS, EVENTS_ROLLUP: "hour", VISITS_ROLLUP: "hour"}
 
 
 def is_known_dimension(name: str) -> bool:

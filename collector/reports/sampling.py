@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from collector.reports.dates import DateRange
-from collector.reports.dimensions import EVENTS
+from collector.schema import TIME_COLUMNS
 from collector.storage import Store
 
 # Sizes of a range (its visits, its raw rows) that pick the samples, kept this long.
@@ -88,7 +88,7 @@ def _count_visits(store: Store, site: str, period: DateRange) -> int:
 
 
 def _count_rows(store: Store, table: str, site: str, period: DateRange) -> int:
-    column = "timestamp" if table == EVENTS else "start_time"
+    column = TIME_COLUMNS[table]
     return int(store.rows(
         f"SELECT count() FROM {table} WHERE site = {{site:String}} "
         f"AND {column} >= toDateTime({{start:UInt32}}, 'UTC') "

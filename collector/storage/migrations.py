@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 from collector.errors import ConfigurationError
+from collector.schema import TIME_COLUMNS
 from collector.storage.client import Store
-from collector.storage.rollups import RENDERERS, visits_rollup_daily_select
+from collector.storage.rollups import RENDERERS, ROLLUP_TABLES, visits_rollup_daily_select
 from collector.storage.schema_check import verify_schema
 
 logger = logging.getLogger("collector")
@@ -163,9 +164,7 @@ def _run_logged(store: Store, what: str, sql: str) -> None:
 
 
 # The time column each retention tier counts from, by table.
-RAW_TABLES = {"events": "timestamp", "visits": "start_time"}
-ROLLUP_TABLES = {"visits_rollup": "hour", "visits_rollup_daily": "hour",
-                 "events_rollup_daily": "hour"}
+RAW_TABLES = TIME_COLUMNS
 
 
 def apply_retention(store: Store, months: int, deployment: Deployment = SINGLE_NODE,

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from collector.schema import rollup_dimensions
+
 SIXTEENTH, TWO_HUNDRED_FIFTY_SIXTH = 2 ** 60, 2 ** 56
 
 VISIT_AGGREGATES = (
@@ -82,6 +84,18 @@ def events_hours(dimensions: Sequence[str], site: str, during: str) -> str:
     return (f"SELECT site, toStartOfHour(timestamp) AS hour, {keys}, {EVENT_AGGREGATES} "
             f"FROM events WHERE site = {site} AND name != 'engagement' AND {during} "
             f"GROUP BY site, hour, {keys}")
+
+
+def view_selects() -> dict[str, str]:
+    """Each rollup table and the SELECT of the view that fills it, at the dimensions
+    ``collector.schema`` declares (what erasure rolls up again)."""
+    return {"visits_rollup": visits_rollup_select(),
+            "visits_rollup_daily": visits_rollup_daily_select(rollup_dimensions("visits")),
+            "events_rollup_daily": events_rollup_daily_select(rollup_dimensions("events"))}
+
+
+# Every rollup table has its time bucket (hour or day) in ``hour``.
+ROLLUP_TABLES = {table: "hour" for table in view_selects()}
 
 
 def dimensions_in_view(view_select: str) -> list[str]:
