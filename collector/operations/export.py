@@ -56,7 +56,6 @@ from collector.storage import Store, open_store
 FORMATS = ("csv", "jsonl", "parquet")
 BLOCK_ROWS = 2048  # larger blocks only cost memory (benchmarks/bench_export.py)
 IMPORT_BATCH_ROWS = 20_000  # per table: a batch of Python values is held to insert it
-RAW_TABLES = TIME_COLUMNS  # each raw table and its time column
 STREAM_SETTINGS = {
     "max_block_size": BLOCK_ROWS,
     # One reading thread, parts one after another and no ORDER BY: reading several parts
@@ -126,7 +125,7 @@ def export(context: OperationContext, site: str, from_date: str, to_date: str,
     scope = _scope(context, site, from_date, to_date, format)
     if aggregate and (scope.period.last_day - scope.period.first_day).days > MAX_RANGE_DAYS:
         raise InvalidField(f"the daily reports cover at most {MAX_RANGE_DAYS} days", "to")
-    names = ["report"] if aggregate or format == "jsonl" else list(RAW_TABLES)
+    names = ["report"] if aggregate or format == "jsonl" else list(TIME_COLUMNS)
     with _outputs(output, context.output, names, format) as targets:
         if aggregate:
             rows = _write_aggregate(context, scope, targets.files["report"])
@@ -206,16 +205,16 @@ def _milliseconds(moment: datetime) -> int:
 
 def _write_raw(context: OperationContext, scope: _Scope,
                targets: dict[str, BinaryIO]) -> dict[str, int]:
-    totals = {table: _row_count(context.store, table, scope) for table in RAW_TABLES}
+    totals = {table: _row_count(context.store, table, scope) for table in TIME_COLUMNS}
     done, written = 0, {}
     header = scope.header("raw")
     if scope.format == "jsonl":
         targets["report"].write(jsonl_header(
-            {**header, "tables": {table: list(column_names(table)) for table in RAW_TABLES}}))
+            {**header, "tables": {table: list(column_names(table)) for table in TIME_COLUMNS}}))
     # A connection of its own: the stream holds it until the last block is read.
     reader = open_store(context.store.url, context.store.database)
     try:
-        for table in RAW_TABLES:
+        for table in TIME_COLUMNS:
             stream = targets.get(table) or targets["report"]
             parquet = ParquetSink(stream, arrow_schema(table, scope.timezone),
                                   {**header, "table": table}) \
@@ -254,7 +253,7 @@ def _blocks(reader: Store, table: str, scope: _Scope) -> Iterator[list[Sequence[
 
 
 def _row_count(store: Store, table: str, scope: _Scope) -> int:
-    time_column = RAW_TABLES[table]
+    time_column = TIME_COLUMNS[table]
     counted = "count()" if table == "events" else "sum(sign)"  # visits: collapsed states
     rows = store.rows(f"SELECT {counted} FROM {table} WHERE {_in_scope(time_column)}",
                       scope.parameters())
@@ -268,7 +267,7 @@ def _in_scope(time_column: str) -> str:
 
 def _raw_sql(table: str, format_name: str) -> str:
     """One table's rows as stored (no sort), as CSV or JSON lines, or as columns for Parquet."""
-    time_column = RAW_TABLES[table]
+    time_column = TIME_COLUMNS[table]
     final = " FINAL" if table == "visits" else ""  # a visit's final state, not its updates
     rows = f"SELECT * FROM {table}{final} WHERE {_in_scope(time_column)}"
     values = [_value_sql(column, format_name) for column in TABLES[table]]

@@ -28,10 +28,10 @@ from collector.errors import InvalidField
 from collector.operations import OperationContext, Progress, operation
 from collector.operations.audit import last_recorded, record_removal
 from collector.operations.removal import plan_removal, remove_all
+from collector.schema import TIME_COLUMNS
 from collector.settings import Settings
 from collector.sites import allowed_domains, normalize_domain
 from collector.storage import Store, apply_retention, open_store
-from collector.storage.migrations import RAW_TABLES
 from collector.storage.rollups import ROLLUP_TABLES
 
 logger = logging.getLogger("collector")
@@ -165,7 +165,7 @@ def purge_expired(store: Store, settings: Settings, *, dry_run: bool, now: datet
         apply_retention(store, default.raw_months, rollup_months=default.rollup_months)
     parameters = _tier_parameters(now, default, tiers)
     removals = [plan_removal(store, table, _expired(column, "raw"), parameters)
-                for table, column in RAW_TABLES.items()]
+                for table, column in TIME_COLUMNS.items()]
     removals += [plan_removal(store, table, _expired(column, "rollup"), parameters)
                  for table, column in ROLLUP_TABLES.items()]
     scope = {"trigger": trigger, "as_of": now.isoformat(timespec="seconds"),

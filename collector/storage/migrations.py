@@ -163,8 +163,6 @@ def _run_logged(store: Store, what: str, sql: str) -> None:
     logger.info("%s: done in %.1f s", what, time.monotonic() - started)
 
 
-# The time column each retention tier counts from, by table.
-RAW_TABLES = TIME_COLUMNS
 
 
 def apply_retention(store: Store, months: int, deployment: Deployment = SINGLE_NODE,
@@ -182,7 +180,7 @@ def apply_retention(store: Store, months: int, deployment: Deployment = SINGLE_N
             f"COLLECTOR_ROLLUP_RETENTION_MONTHS={rollup_months} is below "
             f"COLLECTOR_RETENTION_MONTHS={months}: the rollups must be kept at least as long "
             "as the raw rows (0 keeps them forever)")
-    tiers = [(table, f"toDateTime({column})", months) for table, column in RAW_TABLES.items()]
+    tiers = [(table, f"toDateTime({column})", months) for table, column in TIME_COLUMNS.items()]
     if rollup_months is not None:
         tiers += [(table, column, rollup_months) for table, column in ROLLUP_TABLES.items()]
     for table, moment, kept in tiers:
