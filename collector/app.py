@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from collector.drops import DROPS_COLUMNS, DROPS_TABLE, DropCounter
 from collector.enrich import GeoLookup, SpamList
 from collector.enrich.useragent import warm_up
 from collector.errors import ClientError, OverloadedError
@@ -75,6 +76,7 @@ def create_app(settings: Settings, store: Store | None = None,
         finally:
             if channel is not None:
                 await channel.stop()  # first: no operation may start once the writer stops
+            app.state.drops.stop()  # the counts go to the writer while it still accepts rows
             app.state.writer.stop()
             background.stop()
             app.state.geo.close()
@@ -139,7 +141,8 @@ def _start(app: Starlette, settings: Settings, store: Store,
     spam_list = ReloadingFile(settings.spam_list_path, SpamList.from_file,
                               describe=lambda spam: f"{len(spam)} referrer-spam hosts")
     warm_up()  # compile the user-agent matchers now, not on the first visitor's request
-    writer = Writer(store, {"events": EVENT_COLUMNS, "visits": VISIT_COLUMNS},
+    writer = Writer(store, {"events": EVENT_COLUMNS, "visits": VISIT_COLUMNS,
+                            DROPS_TABLE: DROPS_COLUMNS},
                     flush_interval=settings.flush_interval, flush_rows=settings.flush_rows,
                     flush_bytes=settings.flush_bytes, max_rows=settings.buffer_max_rows,
                     spool=Spool(settings.spool_dir or settings.data_dir / "spool",
@@ -158,12 +161,14 @@ def _start(app: Starlette, settings: Settings, store: Store,
                                   continues_visit=visit_tracker.is_active)
     app.state.visit_tracker = visit_tracker
     app.state.writer = writer
-    app.state.recorder = Recorder(app.state.pipeline, visit_tracker, writer)
+    app.state.drops = DropCounter(sites, writer, clock)
+    app.state.recorder = Recorder(app.state.pipeline, visit_tracker, writer, app.state.drops)
     writer.start()
     # Everything built so far lives as long as the process: keep it out of the cyclic
     # collector's full passes, which otherwise stall the event loop for tens of ms.
     gc.freeze()
-    background = Maintenance([(SITE_REFRESH_SECONDS, sites.reload),
+    background = Maintenance([(settings.flush_interval, app.state.drops.flush),
+                              (SITE_REFRESH_SECONDS, sites.reload),
                               (SALT_REFRESH_SECONDS, salts.refresh),
                               # Files the update commands replace while we run.
                               (DATA_FILE_CHECK_SECONDS, geo.reload_if_changed),

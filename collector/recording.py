@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from collector.drops import DropCounter
 from collector.event import Event, VisitRow
 from collector.ingest import IncomingEvent
 from collector.pipeline import Dropped, Pipeline
@@ -21,19 +22,23 @@ ROW_SIZE_ESTIMATE = 256
 
 
 class Recorder:
-    def __init__(self, pipeline: Pipeline, visits: VisitTracker, writer: Writer) -> None:
+    def __init__(self, pipeline: Pipeline, visits: VisitTracker, writer: Writer,
+                 drops: DropCounter) -> None:
         self.pipeline = pipeline
         self.visits = visits
         self.writer = writer
+        self.drops = drops
 
     def record(self, incoming: IncomingEvent, peer: str | None, headers: Mapping[str, str],
                size: int = 0) -> Dropped | None:
-        """Buffer the request's events and visit rows; why not, when it is dropped.
+        """Buffer the request's events and visit rows; why not, when it is dropped (and
+        counted: ``collector.drops``).
 
         Raises ``OverloadedError`` (nothing of the request kept) when the buffer is full.
         """
         outcome = self.pipeline.process(incoming, peer, headers)
         if isinstance(outcome, Dropped):
+            self.drops.count(incoming.domains, outcome.reason)
             return outcome
         events: list[Event] = []
         visit_rows: list[VisitRow] = []

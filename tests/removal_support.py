@@ -24,7 +24,8 @@ from collector.settings import Settings
 from collector.storage import Store, migrate, open_store
 from tests.conftest import fresh_database_name
 
-TABLES = ("events", "visits", "visits_rollup", "visits_rollup_daily", "events_rollup_daily")
+TABLES = ("events", "visits", "visits_rollup", "visits_rollup_daily", "events_rollup_daily",
+          "drops")
 # Every dimension the daily rollups answer (goals need goals defined: not here).
 ROLLUP_DIMENSIONS = ["", "time:day", *(name for name, spec in DIMENSIONS.items()
                                        if spec.level != "time" and spec.in_rollup

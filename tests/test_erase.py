@@ -33,6 +33,7 @@ from tests.reporting_data import (
 from tests.test_cli import CLI_DATABASE, assert_fails_in_one_line, invoke, parsed
 from tests.test_cli_serving import COLLECTOR
 from tests.test_cli_serving import run as run_script
+from tests.test_drops import store_drops
 from tests.test_serve import free_port, send_pageview, serving
 
 OTHER = "other.test"
@@ -62,6 +63,9 @@ def seeded(engine_url: str) -> Seeded:
         make_event(at("15:00", 1), 51, "/contact", name="Contact", site=OTHER,
                    prop_keys=["email"], prop_values=[tokens["email"]]),
     ])
+    # Drop counts hold no page nor prop: only erasing the whole site removes them.
+    store_drops(store, [(SITE, at("15:00"), "bot"), (SITE, at("16:00", 1), "opt-out"),
+                        (OTHER, at("15:00"), "bot")])
     return store, tokens
 
 
@@ -107,6 +111,7 @@ def test_erasing_a_page_pattern(seeded: Seeded, engine_dir: Path,
     after = row_counts(store)
     for table in ("events", "visits"):
         assert after[table] == before[table] - result["tables"][table]["rows"], table
+    assert after["drops"] == before["drops"] == 3 and "drops" not in result["tables"]
     assert all(entry["rows_rebuilt"] > 0 for name, entry in result["tables"].items()
                if "rollup" in name)
     assert reports_disagree(store, SITE, day(0), day(1), rollups_in_use) == []
@@ -193,6 +198,7 @@ def test_erasing_a_whole_site(seeded: Seeded, engine_dir: Path) -> None:
     assert set(row_counts(store, SITE).values()) == {0}
     assert row_counts(store, OTHER) == other_before
     assert {table: entry["rows"] for table, entry in result["tables"].items()} == site_before
+    assert site_before["drops"] == 2  # its drop counts went too
     assert files_holding(engine_dir, tokens["inner"]) == []
     assert files_holding(engine_dir, tokens["other"])
     (shown,) = run(store, "retention.show", site=SITE)["sites"]

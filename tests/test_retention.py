@@ -25,12 +25,13 @@ from tests.removal_support import (
 )
 from tests.reporting_data import SITE, at, day, make_event, sample_site_events, store_events
 from tests.test_cli import CLI_DATABASE, assert_fails_in_one_line, invoke, parsed
+from tests.test_drops import store_drops
 
 OTHER = "other.test"
 # Days relative to reporting_data.DAY0 (20 days ago): 45 and 100 days ago. With a raw tier
 # of 1 month and a rollup tier of 2, the first keeps only its rollups, the second nothing.
 MIDDLE, OLD = -25, -80
-ROLLUP_TABLES = ("visits_rollup", "visits_rollup_daily", "events_rollup_daily")
+ROLLUP_TABLES = ("visits_rollup", "visits_rollup_daily", "events_rollup_daily", "drops")
 cli_env = test_cli.cli_env  # the command tests' fixture: an empty `collector` database
 
 
@@ -47,6 +48,9 @@ def seeded(engine_url: str) -> tuple[Store, dict[str, str]]:
         make_event(at("10:00", OLD), 30, f"/old/{tokens['old']}"),
         make_event(at("12:00"), 31, "/other-now", site=OTHER),
     ])
+    # Drop counts keep to the rollups' tier.
+    store_drops(store, [(SITE, at("10:00", OLD), "bot"), (SITE, at("10:00", MIDDLE), "spam"),
+                        (SITE, at("10:00"), "bot"), (OTHER, at("11:00", MIDDLE), "bot")])
     run(store, "retention.set", site=SITE, raw_months=1, rollup_months=2)
     return store, tokens
 
@@ -93,6 +97,7 @@ def test_a_dry_run_counts_what_would_go_and_changes_nothing(
     # Rollups: only the oldest day goes; one hour, the daily total and its dimensions.
     assert result["tables"]["visits_rollup"]["rows"] == 1
     assert result["tables"]["events_rollup_daily"]["rows"] == 1
+    assert result["tables"]["drops"]["rows"] == 1
     assert all(entry["bytes"] > 0 for entry in result["tables"].values())
     assert result["rows"] == sum(entry["rows"] for entry in result["tables"].values())
     assert row_counts(store) == before
@@ -119,6 +124,9 @@ def test_purge_removes_each_site_past_its_tiers(seeded: tuple[Store, dict[str, s
     rollup_days = store.rows("SELECT DISTINCT toDate(hour) FROM visits_rollup_daily "
                              "WHERE site = {s:String} ORDER BY 1", {"s": SITE})
     assert [row[0] for row in rollup_days] == [day(MIDDLE), day(0), day(1)]
+    drop_days = store.rows("SELECT DISTINCT toDate(hour) FROM drops WHERE site = {s:String} "
+                           "ORDER BY 1", {"s": SITE})
+    assert [row[0] for row in drop_days] == [day(MIDDLE), day(0)]
     # The month holding only expired rows went whole; the others were rewritten.
     for table, entry in result["tables"].items():
         assert month_of(OLD) in entry["partitions_dropped"], table

@@ -17,9 +17,11 @@ What goes (filters combine; dates are UTC days, the days the rollups are kept by
   already aged out.
 
 No filter: everything of the site (``erase.site``, for ``collector sites remove
---erase``). A dry run (the default) counts rows and bytes per table; applied, the
-rows leave the disk (``collector.operations.removal``) and an audit row records
-the scope and what went.
+--erase``), its drop counts too (``collector.drops``: they hold no page nor prop,
+so only a whole-site erasure removes them). A dry run (the default) counts rows
+and bytes per table; applied, the rows leave the disk
+(``collector.operations.removal``) and an audit row records the scope and what
+went.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from collector.drops import DROPS_TABLE
 from collector.errors import InvalidField
 from collector.operations import OperationContext, operation
 from collector.operations.audit import record_removal
@@ -132,6 +135,8 @@ def erase_scope(context: OperationContext, scope: Scope, command: str,
                 plan_removal(store, "events", events, parameters)]
     removals += [plan_removal(store, table, _rollup_condition(scope, table), parameters)
                  for table in ROLLUP_TABLES]
+    if scope.whole_site:
+        removals.append(plan_removal(store, DROPS_TABLE, "site = {site:String}", parameters))
     result: dict[str, Any] = {
         "dry_run": not apply, "scope": scope.as_json(),
         "days_rebuilt": [day.isoformat() for day in days],

@@ -1,7 +1,7 @@
 """Retention per site in two tiers, and the purge that enforces it.
 
 Tiers: the raw rows (``events``, ``visits``) are kept ``COLLECTOR_RETENTION_MONTHS``,
-the aggregate rollups ``COLLECTOR_ROLLUP_RETENTION_MONTHS`` (0: forever), so a
+the aggregate rollups and drop counts ``COLLECTOR_ROLLUP_RETENTION_MONTHS`` (0: forever), so a
 site keeps its trend reports after its raw rows are gone. The settings are the
 tables' TTL, which holds every site; a site may keep less (``retention.set``,
 stored in ``site_retention``), never more, and never its rollups shorter than
@@ -32,7 +32,7 @@ from collector.schema import TIME_COLUMNS
 from collector.settings import Settings
 from collector.sites import allowed_domains, normalize_domain
 from collector.storage import Store, apply_retention, open_store
-from collector.storage.rollups import ROLLUP_TABLES
+from collector.storage.rollups import AGGREGATE_TABLES
 
 logger = logging.getLogger("collector")
 PURGE_COMMAND = "purge"
@@ -167,7 +167,7 @@ def purge_expired(store: Store, settings: Settings, *, dry_run: bool, now: datet
     removals = [plan_removal(store, table, _expired(column, "raw"), parameters)
                 for table, column in TIME_COLUMNS.items()]
     removals += [plan_removal(store, table, _expired(column, "rollup"), parameters)
-                 for table, column in ROLLUP_TABLES.items()]
+                 for table, column in AGGREGATE_TABLES.items()]
     scope = {"trigger": trigger, "as_of": now.isoformat(timespec="seconds"),
              "default": default.as_json(),
              "sites": {site: kept.as_json() for site, kept in sorted(tiers.items())}}

@@ -1,4 +1,5 @@
-"""The reports API: ``POST /api/v2/query`` and ``GET /api/v1/stats/realtime/visitors``.
+"""The reports API: ``POST /api/v2/query``, ``GET /api/v1/stats/realtime/visitors`` and
+``POST /api/v2/drops`` (what ingest filtered out: ``collector.reports.drops_report``).
 
 Requests carry an API key (``Authorization: Bearer ck_...``) or a share token
 (the same header, or ``?auth=cs_...``). The query shape follows Plausible's
@@ -19,6 +20,7 @@ from starlette.routing import Route
 from collector.errors import InvalidField
 from collector.reports.auth import check_token, require_site
 from collector.reports.csv import csv_lines, wants_csv
+from collector.reports.drops_report import parse_drops_query
 from collector.reports.query import Report
 from collector.reports.request import Condition, Filter, QuerySpec, parse_query
 from collector.reports.service import Reports
@@ -31,6 +33,7 @@ def report_routes() -> list[Route]:
     return [
         Route("/api/v2/query", query_endpoint, methods=["POST"]),
         Route("/api/v1/stats/realtime/visitors", realtime_endpoint, methods=["GET"]),
+        Route("/api/v2/drops", drops_endpoint, methods=["POST"]),
     ]
 
 
@@ -56,6 +59,18 @@ async def realtime_endpoint(request: Request) -> Response:
     require_site(grant, site)
     visitors = await run_in_threadpool(reports.realtime_visitors, site)
     return JSONResponse(visitors, headers=NO_STORE)
+
+
+async def drops_endpoint(request: Request) -> Response:
+    reports: Reports = request.app.state.reports
+    grant = await run_in_threadpool(check_token, reports.store, _token(request))
+    spec = parse_drops_query(await _json_body(request))
+    require_site(grant, spec.site_id)
+    report = await run_in_threadpool(reports.drops, spec, grant.kind)
+    if wants_csv(request):
+        return StreamingResponse(report.csv(spec), media_type="text/csv", headers=NO_STORE)
+    return JSONResponse({"results": report.results, "meta": report.meta,
+                         "query": report.query}, headers=NO_STORE)
 
 
 def _token(request: Request) -> str | None:

@@ -67,8 +67,8 @@ def parse_query(body: Any) -> QuerySpec:
     limit, offset = _pagination(body.get("pagination", {}))
     comparison, time_labels = _include(body.get("include", {}))
     return QuerySpec(
-        site_id=_site_id(body.get("site_id")),
-        date_range=_date_range(body.get("date_range")),
+        site_id=parse_site_id(body.get("site_id")),
+        date_range=parse_date_range(body.get("date_range")),
         metrics=metrics,
         dimensions=dimensions,
         filters=tuple(_filter(item, f"filters[{index}]")
@@ -81,13 +81,13 @@ def parse_query(body: Any) -> QuerySpec:
     )
 
 
-def _site_id(value: Any) -> str:
+def parse_site_id(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidField("required: the site's domain", "site_id")
     return value.strip().lower()
 
 
-def _date_range(value: Any) -> str | tuple[str, str]:
+def parse_date_range(value: Any) -> str | tuple[str, str]:
     if isinstance(value, str) and value:
         return value
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):

@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from collector.reports.auth import SHARE
 from collector.reports.context import SiteContexts
+from collector.reports.drops_report import DropsReport, DropsSpec, run_drops_report
 from collector.reports.query import Report, run_report
 from collector.reports.realtime import realtime_visitors
 from collector.reports.request import QuerySpec
@@ -39,3 +41,9 @@ class Reports:
 
     def realtime_visitors(self, site: str) -> int:
         return realtime_visitors(self.store, site, self.now())
+
+    def drops(self, spec: DropsSpec, grant_kind: str) -> DropsReport:
+        """What was filtered out; share links see small counts as null (public k)."""
+        context = self.site_contexts.for_site(spec.site_id, grant_kind)
+        return run_drops_report(self.store, spec, context, self.now(),
+                                suppress_below=context.k if grant_kind == SHARE else 1)

@@ -31,7 +31,7 @@ from importlib import resources
 from collector.errors import ConfigurationError
 from collector.schema import TIME_COLUMNS
 from collector.storage.client import Store
-from collector.storage.rollups import RENDERERS, ROLLUP_TABLES, visits_rollup_daily_select
+from collector.storage.rollups import AGGREGATE_TABLES, RENDERERS, visits_rollup_daily_select
 from collector.storage.schema_check import verify_schema
 
 logger = logging.getLogger("collector")
@@ -182,7 +182,7 @@ def apply_retention(store: Store, months: int, deployment: Deployment = SINGLE_N
             "as the raw rows (0 keeps them forever)")
     tiers = [(table, f"toDateTime({column})", months) for table, column in TIME_COLUMNS.items()]
     if rollup_months is not None:
-        tiers += [(table, column, rollup_months) for table, column in ROLLUP_TABLES.items()]
+        tiers += [(table, column, rollup_months) for table, column in AGGREGATE_TABLES.items()]
     for table, moment, kept in tiers:
         ddl = store.rows(
             "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "

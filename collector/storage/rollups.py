@@ -96,6 +96,9 @@ def view_selects() -> dict[str, str]:
 
 # Every rollup table has its time bucket (hour or day) in ``hour``.
 ROLLUP_TABLES = {table: "hour" for table in view_selects()}
+# The tables of the rollup tier: the rollups, and the drop counts (``collector.drops``),
+# which are aggregates too though counted at ingest rather than rolled up from raw rows.
+AGGREGATE_TABLES = {**ROLLUP_TABLES, "drops": "hour"}
 
 
 def dimensions_in_view(view_select: str) -> list[str]:

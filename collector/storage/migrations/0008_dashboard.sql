@@ -3,7 +3,8 @@
 
 -- Requests not recorded, per configured site, UTC hour and reason (bot, spam, opt-out,
 -- excluded, prefetch): a count and nothing else about the request. Rows of the same
--- (site, hour, reason) are summed by the engine; readers still sum(count).
+-- (site, hour, reason) are summed by the engine; readers still sum(count). Kept as long
+-- as the rollups (COLLECTOR_ROLLUP_RETENTION_MONTHS, applied at startup like theirs).
 CREATE TABLE IF NOT EXISTS drops{{on_cluster}}
 (
     site          LowCardinality(String),
@@ -14,6 +15,7 @@ CREATE TABLE IF NOT EXISTS drops{{on_cluster}}
 ENGINE = {{engine: SummingMergeTree(count)}}
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site, hour, reason)
+TTL hour + INTERVAL 25 MONTH DELETE
 SETTINGS non_replicated_deduplication_window = 10000;
 
 -- Origins (scheme://host[:port]) that may frame a share link's dashboard
