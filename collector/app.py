@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from collector.dashboard.routes import dashboard_routes
 from collector.drops import DROPS_COLUMNS, DROPS_TABLE, DropCounter
 from collector.enrich import GeoLookup, SpamList
 from collector.enrich.useragent import warm_up
@@ -90,6 +91,7 @@ def create_app(settings: Settings, store: Store | None = None,
         Route("/js/script.js", script_endpoint, methods=["GET", "HEAD"]),
         Route("/api/health", health, methods=["GET"]),
         *report_routes(),
+        *dashboard_routes(),
     ]
     middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
     app = CollectorApp(routes=routes, middleware=middleware, lifespan=lifespan,

@@ -195,7 +195,8 @@ def test_the_last_site_is_removed_only_with_force(cli_env: dict[str, str]) -> No
 def test_keys_for_allowed_sites_only_the_key_last_revoked_once(
         cli_env: dict[str, str], cli_store: Store) -> None:
     dev_mode = parsed(invoke(cli_env, "keys", "create", "--site", "any.example", "--json"))
-    assert set(dev_mode) == {"key", "key_id", "site", "kind", "label", "created", "revoked"}
+    assert set(dev_mode) == {"key", "key_id", "site", "kind", "label", "created", "revoked",
+                             "embed_origins"}
     invoke(cli_env, "sites", "add", "example.com")
     assert_fails_in_one_line(invoke(cli_env, "keys", "create", "--site", "nosuch.com"),
                              "unknown site 'nosuch.com'", "collector sites add nosuch.com")

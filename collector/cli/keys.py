@@ -24,18 +24,28 @@ def keys() -> None:
                    "API key.")
 @click.option("--label", default="", show_default=True,
               help="A note to recognise the key by in `keys list`.")
+@click.option("--embed-origin", "embed_origins", multiple=True, metavar="ORIGIN",
+              help="With --share: an origin (https://blog.example) whose pages may embed the "
+                   "share link's dashboard in a frame; repeat for several. Default: none.")
 @json_option
 @click.pass_context
-def create(ctx: click.Context, site: str, share: bool, label: str, as_json: bool) -> None:
+def create(ctx: click.Context, site: str, share: bool, label: str,
+           embed_origins: tuple[str, ...], as_json: bool) -> None:
     """Create an API key or share token for a site.
 
     The key is shown once (only its hash is kept), alone on the last line, so
-    KEY=$(collector keys create --site example.com | tail -1) holds it.
+    KEY=$(collector keys create --site example.com | tail -1) holds it. An API key
+    signs in to the dashboard at /login; a share token opens /share/<token>.
     """
-    key = run(ctx, "keys.create", {"site": site, "share": share, "label": label})
-    emit(key, as_json, lambda key: click.echo(
-        f"{KINDS[key['kind']]} {key['key_id']} for {key['site']} "
-        f"(shown once, store it now):\n{key['key']}"))
+    key = run(ctx, "keys.create", {"site": site, "share": share, "label": label,
+                                   "embed_origins": list(embed_origins)})
+    emit(key, as_json, _print_created)
+
+
+def _print_created(key: dict[str, Any]) -> None:
+    opens = "its dashboard: /share/<token>" if key["kind"] == "share" else "sign in at /login"
+    click.echo(f"{KINDS[key['kind']]} {key['key_id']} for {key['site']} ({opens}; "
+               f"shown once, store it now):\n{key['key']}")
 
 
 @keys.command("list")

@@ -108,7 +108,7 @@ def check(context: OperationContext) -> dict[str, Any]:
     settings, store = context.settings, context.store
     stored_sites = list_sites(store)
     domains = sorted({site.domain for site in stored_sites} | set(settings.sites))
-    geo = _geo_database(settings)
+    geo = geo_database_statement(settings)
     groups = _groups(settings, Path(geo["database"]) if geo["database"] else None)
     undescribed = sorted(declared_columns() - {column for group in groups
                                                for column in group["columns"]})
@@ -177,7 +177,7 @@ def _untrusted_forwarding(server_state: Any) -> int | None:
     return None if pipeline is None else int(pipeline.untrusted_forwarding)
 
 
-def _geo_database(settings: Settings) -> dict[str, Any]:
+def geo_database_statement(settings: Settings) -> dict[str, Any]:
     path = settings.geoip_path
     downloaded = settings.data_dir / GEOIP_SUBDIRECTORY / GEOIP_FILENAME
     found: dict[str, Any] = {"database": str(path) if path else None, "kind": None,

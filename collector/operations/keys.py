@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from collector.dashboard.security import normalize_origin
 from collector.operations import OperationContext, operation
 from collector.reports.auth import (
     API_KEY,
@@ -24,16 +25,18 @@ def key_json(info: KeyInfo) -> dict[str, Any]:
     created = datetime.fromtimestamp(info.created_ms / 1000, UTC)
     return {"key_id": info.key_id, "site": info.site, "kind": info.kind, "label": info.label,
             "created": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "revoked": info.revoked}
+            "revoked": info.revoked, "embed_origins": list(info.embed_origins)}
 
 
 @operation("keys.create")
 def create(context: OperationContext, site: str, share: bool = False,
-           label: str = "") -> dict[str, Any]:
+           label: str = "", embed_origins: list[str] | None = None) -> dict[str, Any]:
     """A new key for ``site``, which must be allowed when an allow-list exists; the token
-    is in the result once and never again."""
+    is in the result once and never again. A share token's dashboard may be framed by
+    ``embed_origins`` (none by default)."""
     domain = check_allowed(context.store, site, context.settings.sites)
-    token = create_key(context.store, domain, SHARE if share else API_KEY, label)
+    origins = tuple(dict.fromkeys(normalize_origin(origin) for origin in embed_origins or ()))
+    token = create_key(context.store, domain, SHARE if share else API_KEY, label, origins)
     info = find_key(context.store, key_id_of(token))
     assert info is not None  # just written
     return {"key": token, **key_json(info)}

@@ -37,6 +37,10 @@ class ClientAddressResolver:
                 return hop
         return peer
 
+    def trusts(self, peer: str | None) -> bool:
+        """Whether ``peer`` is a trusted proxy, whose forwarding headers count."""
+        return bool(peer) and self._is_trusted(peer or "")
+
     def _is_trusted(self, address: str) -> bool:
         # No cache here on purpose: an address lives only for the request that carried it.
         family = AF_INET6 if ":" in address else AF_INET

@@ -9,7 +9,8 @@ Store calls block, so they run in the thread pool, never on the event loop.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -17,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from collector.dashboard.sessions import COOKIE_NAME, session_grant
 from collector.errors import InvalidField
-from collector.reports.auth import check_token, require_site
+from collector.reports.auth import API_KEY, check_token, require_site
 from collector.reports.csv import csv_lines, wants_csv
 from collector.reports.drops_report import parse_drops_query
 from collector.reports.query import Report
@@ -34,15 +36,14 @@ def report_routes() -> list[Route]:
         Route("/api/v2/query", query_endpoint, methods=["POST"]),
         Route("/api/v1/stats/realtime/visitors", realtime_endpoint, methods=["GET"]),
         Route("/api/v2/drops", drops_endpoint, methods=["POST"]),
+        Route("/api/v2/properties", properties_endpoint, methods=["POST"]),
     ]
 
 
 async def query_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
-    grant = await run_in_threadpool(check_token, reports.store, _token(request))
-    spec = parse_query(await _json_body(request))
-    require_site(grant, spec.site_id)
-    report = await run_in_threadpool(reports.run, spec, grant.kind)
+    spec, kind = await _authorized(request, parse_query)
+    report = await run_in_threadpool(reports.run, spec, kind)
     if wants_csv(request):
         return StreamingResponse(csv_lines(spec.dimensions, spec.metrics, report.results),
                                  media_type="text/csv", headers=NO_STORE)
@@ -52,25 +53,78 @@ async def query_endpoint(request: Request) -> Response:
 
 async def realtime_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
-    grant = await run_in_threadpool(check_token, reports.store, _token(request))
     site = request.query_params.get("site_id", "").strip().lower()
+    grant = None if _signed_in(request) else \
+        await run_in_threadpool(check_token, reports.store, _token(request))
     if not site:
         raise InvalidField("required: the site's domain", "site_id")
-    require_site(grant, site)
+    if grant is None:
+        await run_in_threadpool(session_grant, reports.store, request.cookies[COOKIE_NAME], site)
+    else:
+        require_site(grant, site)
     visitors = await run_in_threadpool(reports.realtime_visitors, site)
     return JSONResponse(visitors, headers=NO_STORE)
 
 
 async def drops_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
-    grant = await run_in_threadpool(check_token, reports.store, _token(request))
-    spec = parse_drops_query(await _json_body(request))
-    require_site(grant, spec.site_id)
-    report = await run_in_threadpool(reports.drops, spec, grant.kind)
+    spec, kind = await _authorized(request, parse_drops_query)
+    report = await run_in_threadpool(reports.drops, spec, kind)
     if wants_csv(request):
         return StreamingResponse(report.csv(spec), media_type="text/csv", headers=NO_STORE)
     return JSONResponse({"results": report.results, "meta": report.meta,
                          "query": report.query}, headers=NO_STORE)
+
+
+async def properties_endpoint(request: Request) -> Response:
+    """The custom property keys of a site and period (for the dashboard's picker)."""
+    reports: Reports = request.app.state.reports
+    spec, kind = await _authorized(request, _parse_properties_query)
+    keys = await run_in_threadpool(reports.property_keys, spec, kind)
+    return JSONResponse({"results": keys, "query": {"site_id": spec.site_id,
+                                                    "date_range": spec.date_range}},
+                        headers=NO_STORE)
+
+
+class _SiteRequest(Protocol):
+    @property
+    def site_id(self) -> str: ...
+
+
+Parsed = TypeVar("Parsed", bound=_SiteRequest)
+
+
+async def _authorized(request: Request, parse: Callable[[Any], Parsed]) -> tuple[Parsed, str]:
+    """The parsed body and the caller's kind (api or share), once it may read the site.
+
+    A key or share token in the request is checked before the body is read; a
+    dashboard session (the sign-in cookie, which browsers send only from this
+    collector's own pages) once the body names the site.
+    """
+    reports: Reports = request.app.state.reports
+    if _signed_in(request):
+        parsed = parse(await _json_body(request))
+        await run_in_threadpool(session_grant, reports.store, request.cookies[COOKIE_NAME],
+                                parsed.site_id)
+        return parsed, API_KEY
+    grant = await run_in_threadpool(check_token, reports.store, _token(request))
+    parsed = parse(await _json_body(request))
+    require_site(grant, parsed.site_id)
+    return parsed, grant.kind
+
+
+def _signed_in(request: Request) -> bool:
+    """No key in the request, but the dashboard's session cookie."""
+    return _token(request) is None and COOKIE_NAME in request.cookies
+
+
+def _parse_properties_query(body: Any) -> QuerySpec:
+    if not isinstance(body, dict):
+        raise InvalidField("the body must be a JSON object", "body")
+    unknown = sorted(set(body) - {"site_id", "date_range"})
+    if unknown:
+        raise InvalidField("unknown field (site_id and date_range are accepted)", unknown[0])
+    return parse_query({**body, "metrics": ["visitors"]})
 
 
 def _token(request: Request) -> str | None:

@@ -41,26 +41,31 @@ class KeyInfo:
     label: str
     created_ms: int
     revoked: bool
+    # Origins that may frame a share link's dashboard (frame-ancestors); share tokens only.
+    embed_origins: tuple[str, ...] = ()
 
 
-def create_key(store: Store, site: str, kind: str = API_KEY, label: str = "") -> str:
+def create_key(store: Store, site: str, kind: str = API_KEY, label: str = "",
+               embed_origins: tuple[str, ...] = ()) -> str:
     """Store a new key's hash and return the token, which is never stored nor shown again."""
     if kind not in _PREFIXES:
         raise InvalidField("must be api or share", "kind")
+    if embed_origins and kind != SHARE:
+        raise InvalidField("only share links can be embedded in other sites", "embed_origin")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    _save(store, KeyInfo(key_id, site, kind, label, int(time.time() * 1000), False),
-          _digest(secret))
+    _save(store, KeyInfo(key_id, site, kind, label, int(time.time() * 1000), False,
+                         embed_origins), _digest(secret))
     return f"{_PREFIXES[kind]}_{key_id}_{secret}"
 
 
 def list_keys(store: Store, site: str | None = None) -> list[KeyInfo]:
     rows = store.rows(
-        "SELECT key_id, site, kind, label, created_ms, revoked FROM api_keys FINAL "
-        "WHERE {site:String} = '' OR site = {site:String} ORDER BY site, created_ms",
+        "SELECT key_id, site, kind, label, created_ms, revoked, embed_origins FROM api_keys "
+        "FINAL WHERE {site:String} = '' OR site = {site:String} ORDER BY site, created_ms",
         {"site": site or ""})
-    return [KeyInfo(key_id, key_site, kind, label, created, bool(revoked))
-            for key_id, key_site, kind, label, created, revoked in rows]
+    return [KeyInfo(key_id, key_site, kind, label, created, bool(revoked), tuple(origins))
+            for key_id, key_site, kind, label, created, revoked, origins in rows]
 
 
 def find_key(store: Store, key_id: str) -> KeyInfo | None:
@@ -104,6 +109,11 @@ def check_token(store: Store, token: str | None) -> Grant:
     return Grant(info.key_id, info.site, info.kind)
 
 
+def stored_key(store: Store, key_id: str) -> tuple[KeyInfo, str] | None:
+    """The key and the SHA-256 of its secret, for checks made elsewhere (dashboard sessions)."""
+    return _stored(store, key_id)
+
+
 def require_site(grant: Grant, site: str) -> None:
     if grant.site != site:
         raise Forbidden("this key does not give access to that site", "site_id")
@@ -115,19 +125,20 @@ def _digest(secret: str) -> str:
 
 def _stored(store: Store, key_id: str) -> tuple[KeyInfo, str] | None:
     rows = store.rows(
-        "SELECT key_id, site, kind, label, created_ms, revoked, secret_sha256 FROM api_keys "
-        "FINAL WHERE key_id = {key_id:String}", {"key_id": key_id})
+        "SELECT key_id, site, kind, label, created_ms, revoked, embed_origins, secret_sha256 "
+        "FROM api_keys FINAL WHERE key_id = {key_id:String}", {"key_id": key_id})
     if not rows:
         return None
-    key_id, site, kind, label, created, revoked, digest = rows[0]
-    return KeyInfo(key_id, site, kind, label, created, bool(revoked)), digest
+    key_id, site, kind, label, created, revoked, origins, digest = rows[0]
+    return KeyInfo(key_id, site, kind, label, created, bool(revoked), tuple(origins)), digest
 
 
 def _save(store: Store, info: KeyInfo, digest: str) -> None:
     store.command(
         "INSERT INTO api_keys (key_id, site, kind, secret_sha256, label, created_ms, revoked, "
-        "version) VALUES ({key_id:String}, {site:String}, {kind:String}, {digest:String}, "
-        "{label:String}, {created:UInt64}, {revoked:UInt8}, {version:UInt64})",
+        "embed_origins, version) VALUES ({key_id:String}, {site:String}, {kind:String}, "
+        "{digest:String}, {label:String}, {created:UInt64}, {revoked:UInt8}, "
+        "{origins:Array(String)}, {version:UInt64})",
         {"key_id": info.key_id, "site": info.site, "kind": info.kind, "digest": digest,
          "label": info.label, "created": info.created_ms, "revoked": int(info.revoked),
-         "version": time.time_ns()})
+         "origins": list(info.embed_origins), "version": time.time_ns()})

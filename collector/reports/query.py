@@ -43,7 +43,7 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
     ``sampler`` picks the samples and remembers range sizes between reports; an app
     passes its own, and without one this report alone uses a fresh default.
     """
-    period = resolve(spec.date_range, context.timezone, now, _first_day(store, spec, context))
+    period = period_of(store, spec, context, now)
     _validate(spec, context)
     sampler = sampler or Sampler()
     # Folding rare rows must see exact visitors, so k > 1 never samples them.
@@ -114,6 +114,12 @@ def _validate(spec: QuerySpec, context: SiteContext) -> None:
         if name == "percentage" and not any(not d.startswith("time:") for d in spec.dimensions):
             raise InvalidField("percentage needs a dimension other than time",
                                f"metrics[{index}]")
+
+
+def period_of(store: Store, spec: QuerySpec, context: SiteContext, now: datetime) -> DateRange:
+    """The UTC interval ``spec.date_range`` names in the site's timezone ("all": from its
+    first event)."""
+    return resolve(spec.date_range, context.timezone, now, _first_day(store, spec, context))
 
 
 def _first_day(store: Store, spec: QuerySpec, context: SiteContext) -> date | None:

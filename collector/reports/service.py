@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from collector.reports.auth import SHARE
 from collector.reports.context import SiteContexts
 from collector.reports.drops_report import DropsReport, DropsSpec, run_drops_report
-from collector.reports.query import Report, run_report
+from collector.reports.properties import property_keys
+from collector.reports.query import Report, period_of, run_report
 from collector.reports.realtime import realtime_visitors
 from collector.reports.request import QuerySpec
 from collector.reports.sampling import DEFAULT_SAMPLING, Sampler, SamplingPolicy
@@ -38,6 +40,12 @@ class Reports:
         """The report ``spec`` asks for, with the k-threshold of ``grant_kind``."""
         context = self.site_contexts.for_site(spec.site_id, grant_kind)
         return run_report(self.store, spec, context, self.now(), sampler=self.sampler)
+
+    def property_keys(self, spec: QuerySpec, grant_kind: str) -> list[dict[str, Any]]:
+        """The custom property keys of ``spec``'s site and period, rare ones left out."""
+        context = self.site_contexts.for_site(spec.site_id, grant_kind)
+        return property_keys(self.store, context,
+                             period_of(self.store, spec, context, self.now()))
 
     def realtime_visitors(self, site: str) -> int:
         return realtime_visitors(self.store, site, self.now())

@@ -35,11 +35,13 @@ async def script_endpoint(request: Request) -> Response:
     return asset_response(SCRIPT, request)
 
 
-def asset_response(asset: Asset, request: Request) -> Response:
+def asset_response(asset: Asset, request: Request, media_type: str = MEDIA_TYPE,
+                   cache_control: str = CACHE_CONTROL) -> Response:
+    """``asset``, gzipped when the client takes it, 304 when its ETag still matches."""
     compressed = _accepts_gzip(request.headers.get("accept-encoding", ""))
     etag = asset.gzip_etag if compressed else asset.etag
     headers = {
-        "Cache-Control": CACHE_CONTROL,
+        "Cache-Control": cache_control,
         "ETag": etag,
         "Vary": "Accept-Encoding",
         # Lets sites pin the script with Subresource Integrity (crossorigin="anonymous").
@@ -50,8 +52,8 @@ def asset_response(asset: Asset, request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     if compressed:
         headers["Content-Encoding"] = "gzip"
-        return Response(asset.gzipped, media_type=MEDIA_TYPE, headers=headers)
-    return Response(asset.body, media_type=MEDIA_TYPE, headers=headers)
+        return Response(asset.gzipped, media_type=media_type, headers=headers)
+    return Response(asset.body, media_type=media_type, headers=headers)
 
 
 def _accepts_gzip(accept_encoding: str) -> bool:
