@@ -252,6 +252,7 @@ def test_sessions_crossing_into_range_via_event_filters(store: Store) -> None:
     ({"metrics": ["visitors"], "pagination": {"limit": 0}}, "pagination.limit"),
     ({"metrics": ["visitors"], "include": {"comparison": "year_over_year"}},
      "include.comparison"),
+    ({"metrics": ["visitors"], "include": {"sample": "yes"}}, "include.sample"),
 ])
 def test_invalid_requests_name_the_field(store: Store, body: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidField) as caught:
@@ -291,4 +292,31 @@ def test_exit_pages_on_large_ranges_read_the_visitor_sample_of_collapsed_visits(
     # Every test visitor lies in the 1/16 sample, so each of its visits stands for 16.
     assert sampled.results == [
         {"dimensions": row["dimensions"], "metrics": [16 * value for value in row["metrics"]]}
+        for row in exact.results]
+
+
+@pytest.mark.parametrize("body", [
+    {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"],
+     "filters": [["is", "visit:source", ["Direct / None"]]]},
+    {"metrics": ["visitors", "visits", "bounce_rate"], "dimensions": ["visit:browser"],
+     "filters": [["contains", "event:page", ["/blog"]]]},
+    {"metrics": ALL_METRICS, "filters": [["is", "visit:country", ["DE"]]]},
+])
+def test_include_sample_reads_every_metric_from_the_visitor_sample_filters_included(
+        store: Store, rollups_in_use: Sampler, body: dict[str, Any]) -> None:
+    body = {"site_id": SITE, "date_range": TWO_DAYS, **body}
+    context = SiteContext(SITE, "UTC", GOALS)
+    sampled = run_report(store, parse_query({**body, "include": {"sample": True}}), context,
+                         NOW, sampler=rollups_in_use)
+    unsampled = run_report(store, parse_query(body), context, NOW, sampler=rollups_in_use)
+    exact = run_report(store, parse_query(body), context, NOW, allow_sampling=False)
+    assert sampled.meta["sample_percent"] == 6.25 and sampled.meta["source"] == "raw"
+    assert "sample_percent" not in unsampled.meta  # without it, only distinct counts sample
+    assert exact.results, "the filter must match something for the check to mean anything"
+    # Every test visitor lies in the 1/16 sample: counts scale by 16, ratios stay.
+    ratios = {"views_per_visit", "bounce_rate", "visit_duration"}
+    assert sampled.results == [
+        {"dimensions": row["dimensions"],
+         "metrics": [value if metric in ratios else 16 * value
+                     for metric, value in zip(body["metrics"], row["metrics"])]}
         for row in exact.results]

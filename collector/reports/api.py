@@ -155,7 +155,7 @@ def _echo(spec: QuerySpec, report: Report) -> dict[str, Any]:
         "filters": [_filter_json(item) for item in spec.filters],
         "order_by": [list(item) for item in spec.order_by],
         "include": {"comparison": "previous_period" if spec.comparison else None,
-                    "time_labels": spec.time_labels},
+                    "time_labels": spec.time_labels, "sample": spec.sample},
         "pagination": {"limit": spec.limit, "offset": spec.offset},
     }
 

@@ -242,7 +242,8 @@ def _where(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Pla
         named = [name for name in spec.dimensions if not name.startswith("time:")]
         parts.append(f"dimension = {params.bind(rollup_key(named[0]) if named else '')}")
     for item in spec.filters:
-        parts.append(_filter_sql(item, chosen.level, chosen.source, context, period, params))
+        parts.append(_filter_sql(item, chosen.level, chosen.source, context, period, params,
+                                 chosen.sample))
     return " AND ".join(parts)
 
 
@@ -259,16 +260,16 @@ def _range_sql(source: str, site: str, start: float, end: float,
 
 
 def _filter_sql(item: Filter, level: str, source: str, context: SiteContext,
-                period: DateRange, params: Parameters) -> str:
+                period: DateRange, params: Parameters, sample: float | None = None) -> str:
     if isinstance(item, Logical):
-        inner = [_filter_sql(child, level, source, context, period, params)
+        inner = [_filter_sql(child, level, source, context, period, params, sample)
                  for child in item.children]
         if item.operator == "not":
             return f"NOT ({inner[0]})"
         return "(" + f" {item.operator.upper()} ".join(inner) + ")"
     leaf_level = dimension(item.dimension).level
     if leaf_level != level:
-        return _membership_sql(item, leaf_level, context, period, params)
+        return _membership_sql(item, leaf_level, context, period, params, sample)
     if item.dimension == "event:goal":
         return _goal_condition(item, context, params)
     expression = shown_sql(item.dimension,
@@ -277,9 +278,13 @@ def _filter_sql(item: Filter, level: str, source: str, context: SiteContext,
 
 
 def _membership_sql(item: Condition, leaf_level: str, context: SiteContext,
-                    period: DateRange, params: Parameters) -> str:
+                    period: DateRange, params: Parameters, sample: float | None) -> str:
     table = raw_table_of(leaf_level)
     final = " FINAL" if item.dimension == "visit:exit_page" else ""
+    if sample is not None:
+        # Both raw tables sample by visitor: the outer query's visits are all in the same
+        # sample of the other table, so the lookup reads only that sample too.
+        final += f" SAMPLE {float(sample)!r}"
     start = (period.start - VISIT_SPAN_MARGIN).timestamp()
     end = (period.end + VISIT_SPAN_MARGIN).timestamp()
     where = _range_sql(table, context.site, start, end, params)

@@ -92,9 +92,10 @@ class _Reading:
         very many rows read a SAMPLE of them instead, every metric scaled."""
         chosen = plan(spec, period, self.force_raw or self.visitor_sample == 1,
                       self.context.timezone)
-        if chosen.final and self.visitor_sample > 1:
+        if (chosen.final or (spec.sample and not chosen.is_rollup)) and self.visitor_sample > 1:
             # Exit pages need collapsed visits (FINAL), which costs seconds on millions of
             # them: read the rows of the same 1/n visitor sample instead, every metric scaled.
+            # A query that asks for it (include.sample) reads the raw tables that way too.
             return dataclasses.replace(chosen, sample=1 / self.visitor_sample)
         if not chosen.is_rollup and self.allow_sampling:
             sample = self.sampler.row_sample(self.store, chosen.source, self.context.site,

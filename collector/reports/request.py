@@ -52,6 +52,9 @@ class QuerySpec:
     offset: int = 0
     comparison: bool = False
     time_labels: bool = False
+    # Every metric may come from the visitor sample on large ranges (the dashboard's
+    # choice: fast answers under filters), not only the distinct counts.
+    sample: bool = False
 
 
 def parse_query(body: Any) -> QuerySpec:
@@ -65,7 +68,7 @@ def parse_query(body: Any) -> QuerySpec:
     metrics = _metrics(body.get("metrics"))
     dimensions = _dimensions(body.get("dimensions", []))
     limit, offset = _pagination(body.get("pagination", {}))
-    comparison, time_labels = _include(body.get("include", {}))
+    comparison, time_labels, sample = _include(body.get("include", {}))
     return QuerySpec(
         site_id=parse_site_id(body.get("site_id")),
         date_range=parse_date_range(body.get("date_range")),
@@ -78,6 +81,7 @@ def parse_query(body: Any) -> QuerySpec:
         offset=offset,
         comparison=comparison,
         time_labels=time_labels,
+        sample=sample,
     )
 
 
@@ -187,17 +191,20 @@ def _pagination(value: Any) -> tuple[int, int]:
     return limit, offset
 
 
-def _include(value: Any) -> tuple[bool, bool]:
+def _include(value: Any) -> tuple[bool, bool, bool]:
     if not isinstance(value, dict):
         raise InvalidField("must be an object", "include")
     for key in value:
-        if key not in ("comparison", "time_labels"):
-            raise InvalidField("unknown option (accepted: comparison, time_labels)",
+        if key not in ("comparison", "time_labels", "sample"):
+            raise InvalidField("unknown option (accepted: comparison, time_labels, sample)",
                                f"include.{key}")
     comparison = value.get("comparison")
     if comparison not in (None, False, "previous_period"):
         raise InvalidField("only previous_period is supported", "include.comparison")
-    time_labels = value.get("time_labels", False)
-    if not isinstance(time_labels, bool):
-        raise InvalidField("must be true or false", "include.time_labels")
-    return comparison == "previous_period", time_labels
+    flags = []
+    for name in ("time_labels", "sample"):
+        flag = value.get(name, False)
+        if not isinstance(flag, bool):
+            raise InvalidField("must be true or false", f"include.{name}")
+        flags.append(flag)
+    return comparison == "previous_period", flags[0], flags[1]
