@@ -8,17 +8,9 @@ exactly as a bundler-less app would.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import json
-import os
-import shutil
-import subprocess
-import tarfile
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +29,7 @@ from tests.browser_support import (  # noqa: F401 (fixtures)
     BackgroundServer,
     wait_until,
 )
+from tests.npm_packages import PinnedPackage, pinned_file
 
 pytestmark = BROWSER_MARKS
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -52,56 +45,12 @@ HN_REFERRER = "https://news.ycombinator.com/item?id=1"
 EVENT_COLUMNS = "name, pathname, referrer, referrer_source, prop_keys, prop_values, interactive"
 
 
-def _integrity(tarball: Path) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
-
-
-def _npm_pack(destination: Path) -> Path:
-    """``npm pack`` the pinned version into ``destination``; skip when npm can't."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip(f"npm is not installed, so {PACKAGE}@{VERSION} cannot be fetched")
-    env = {**os.environ, "npm_config_fund": "false", "npm_config_audit": "false",
-           "npm_config_update_notifier": "false", "npm_config_loglevel": "error"}
-    try:
-        done = subprocess.run(
-            [npm, "pack", f"{PACKAGE}@{VERSION}", "--ignore-scripts",
-             "--pack-destination", str(destination)],
-            cwd=destination, env=env, capture_output=True, text=True, timeout=180)
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"npm pack {PACKAGE}@{VERSION} timed out (registry unreachable?)")
-    tarballs = sorted(destination.glob("*.tgz"))
-    if done.returncode != 0 or len(tarballs) != 1:
-        errors = [line for line in done.stderr.splitlines() if line.startswith("npm error")]
-        pytest.skip(f"npm pack {PACKAGE}@{VERSION} failed (exit {done.returncode}): "
-                    + (" / ".join(errors[:2]) or done.stderr.strip()[-300:]))
-    return tarballs[0]
-
-
 @pytest.fixture(scope="module")
 def plausible_js(request: pytest.FixtureRequest,
                  tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The pinned package's browser bundle; fetched once, then read from the cache."""
-    cache = getattr(request.config, "cache", None)
-    root = (cache.mkdir(f"plausible-tracker-{VERSION}") if cache is not None
-            else tmp_path_factory.mktemp("plausible-tracker"))
-    tarball, bundle = root / "tracker.tgz", root / BUNDLE
-    if not (tarball.exists() and bundle.exists()):
-        with tempfile.TemporaryDirectory(dir=root) as scratch:
-            packed = _npm_pack(Path(scratch))
-            assert _integrity(packed) == INTEGRITY, f"{packed.name} is not the pinned release"
-            with tarfile.open(packed) as archive:
-                archive.extractall(scratch, filter="data")
-            shutil.rmtree(root / "package", ignore_errors=True)
-            os.replace(Path(scratch) / "package", root / "package")
-            os.replace(packed, tarball)
-    # Checked on every run, so a tampered cache fails instead of testing something else.
-    assert _integrity(tarball) == INTEGRITY, f"{tarball} is not {PACKAGE}@{VERSION}"
-    with tarfile.open(tarball) as archive:  # read from the verified tarball itself
-        manifest = json.load(archive.extractfile("package/package.json"))  # type: ignore[arg-type]
-        code = archive.extractfile(BUNDLE).read()  # type: ignore[union-attr]
-    assert (manifest["name"], manifest["version"]) == (PACKAGE, VERSION)
-    return code
+    return pinned_file(PinnedPackage(PACKAGE, VERSION, INTEGRITY), BUNDLE, request,
+                       tmp_path_factory)
 
 
 def plausible_site_app(collector_url: str, bundle: bytes) -> Starlette:
