@@ -207,6 +207,8 @@ function changeText(metric, change) {
 }
 
 function valueLabel(dimension, value) {
+  // An empty value (no referrer, no UTM tag, a property an event lacks) still needs a name.
+  if (value === "") return "(none)";
   if (dimension === "visit:country" && regionNames && /^[A-Z]{2}$/.test(value)) {
     try { return regionNames.of(value) || value; } catch { return value; }
   }
