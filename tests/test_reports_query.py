@@ -301,6 +301,9 @@ def test_exit_pages_on_large_ranges_read_the_visitor_sample_of_collapsed_visits(
     {"metrics": ["visitors", "visits", "bounce_rate"], "dimensions": ["visit:browser"],
      "filters": [["contains", "event:page", ["/blog"]]]},
     {"metrics": ALL_METRICS, "filters": [["is", "visit:country", ["DE"]]]},
+    # The base of percentages reads the same sample (it was once exact: 1600%).
+    {"metrics": ["visitors", "percentage"], "dimensions": ["visit:os"],
+     "filters": [["is", "visit:device", ["desktop"]]]},
 ])
 def test_include_sample_reads_every_metric_from_the_visitor_sample_filters_included(
         store: Store, rollups_in_use: Sampler, body: dict[str, Any]) -> None:
@@ -314,7 +317,7 @@ def test_include_sample_reads_every_metric_from_the_visitor_sample_filters_inclu
     assert "sample_percent" not in unsampled.meta  # without it, only distinct counts sample
     assert exact.results, "the filter must match something for the check to mean anything"
     # Every test visitor lies in the 1/16 sample: counts scale by 16, ratios stay.
-    ratios = {"views_per_visit", "bounce_rate", "visit_duration"}
+    ratios = {"views_per_visit", "bounce_rate", "visit_duration", "percentage"}
     assert sampled.results == [
         {"dimensions": row["dimensions"],
          "metrics": [value if metric in ratios else 16 * value

@@ -51,9 +51,14 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
         if allow_sampling and context.k <= 1 else 1
     reading = _Reading(store, context, sampler, force_raw, allow_sampling, visitor_sample)
     chosen = reading.plan(spec, period)
-    # Totals and the comparison read as the main query ended up reading.
+    # Totals and the comparison read as the main query ended up reading: a plan that
+    # reads the visitor sample's rows keeps that sample for them (they read its rows
+    # too); otherwise its own visitor sample, none for a row SAMPLE.
     visitor_sample = chosen.visitor_sample
-    reading = dataclasses.replace(reading, visitor_sample=visitor_sample)
+    reads_visitor_sample = visitor_sample > 1 or (
+        chosen.sample is not None and chosen.sample * reading.visitor_sample == 1)
+    if not reads_visitor_sample:
+        reading = dataclasses.replace(reading, visitor_sample=visitor_sample)
     rows = _aggregate(store, build(spec, context, period, chosen), chosen)
     total = _total_visitors(reading, spec, period)
     results = [_result(spec, row, total) for row in rows]
