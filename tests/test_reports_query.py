@@ -16,7 +16,7 @@ from collector.reports.query import Report, run_report
 from collector.reports.request import parse_query
 from collector.reports.sampling import Sampler
 from collector.storage import Store
-from tests.reporting_data import SITE, day, sample_site_events, store_events
+from tests.reporting_data import SITE, at, day, make_event, sample_site_events, store_events
 
 NOW = datetime.combine(day(5), datetime.min.time(), UTC) + timedelta(hours=12)
 GOALS = (Goal("Signup", "event", "Signup"), Goal("Visit /blog/*", "page", "/blog/*"))
@@ -323,3 +323,18 @@ def test_include_sample_reads_every_metric_from_the_visitor_sample_filters_inclu
          "metrics": [value if metric in ratios else 16 * value
                      for metric, value in zip(body["metrics"], row["metrics"])]}
         for row in exact.results]
+
+
+def test_an_insert_within_the_last_second_of_the_range_is_counted(store: Store) -> None:
+    # One part whose rows all lie in 23:59:59.xxx: ClickHouse pruned it against a DateTime
+    # bound of midnight (a writer flush at that moment vanished from the day's report).
+    site = "last-second.example"
+    store_events(store, [make_event(at("23:59:59") + 400, 1, site=site),
+                         make_event(at("23:59:59") + 900, 2, "/pricing", site=site)])
+    body = {"site_id": site, "date_range": [day(0).isoformat(), day(0).isoformat()]}
+    for dimensions in ([], ["event:page"], ["time:hour"]):
+        result = run_report(store, parse_query({**body, "metrics": ["visitors", "visits",
+                                                                    "pageviews"],
+                                                "dimensions": dimensions}),
+                            SiteContext(site, "UTC", GOALS), NOW, allow_sampling=False)
+        assert sum(row["metrics"][2] for row in result.results) == 2, dimensions

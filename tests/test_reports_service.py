@@ -92,6 +92,17 @@ def test_realtime_counts_the_five_minutes_before_the_apps_clock(store: Store, en
     assert response.status_code == 200 and response.json() == 1
 
 
+def test_realtime_counts_an_event_of_the_current_second(store: Store, engine_url: str) -> None:
+    site = "this-second.example"
+    store_events(store, [make_event(at("12:00", 1) + 400, 6, site=site)])
+    clock = Clock(noon(1))
+    clock.now += 0.9  # the same second as the event, 500 ms after it
+    with running_app(store, engine_url, clock=clock) as client:
+        response = client.get(f"/api/v1/stats/realtime/visitors?site_id={site}",
+                              headers={"Authorization": f"Bearer {create_key(store, site)}"})
+    assert response.status_code == 200 and response.json() == 1
+
+
 def test_two_apps_do_not_share_site_settings(store: Store, engine_url: str, key: str) -> None:
     with running_app(store, engine_url) as first, running_app(store, engine_url) as second:
         pages = [row["dimensions"] for row in query(first, key, PAGES)["results"]]

@@ -24,6 +24,7 @@ from collector.reports.dimensions import (
     TIME_COLUMNS,
     VISITS_ROLLUP,
     dimension,
+    moment_sql,
     raw_table_of,
     rollup_key,
     shown_sql,
@@ -193,10 +194,10 @@ def _rollup_union(chosen: Plan, period: DateRange, params: Parameters, site: str
         return f"({daily}) AS rollup"
 
     def at_edges(column: str) -> str:
-        return (f"(({column} >= toDateTime({edges[0]}, 'UTC') "
-                f"AND {column} < toDateTime({first}, 'UTC')) "
-                f"OR ({column} >= toDateTime({last}, 'UTC') "
-                f"AND {column} < toDateTime({edges[1]}, 'UTC')))")
+        return (f"(({column} >= {moment_sql(column, edges[0])} "
+                f"AND {column} < {moment_sql(column, first)}) "
+                f"OR ({column} >= {moment_sql(column, last)} "
+                f"AND {column} < {moment_sql(column, edges[1])}))")
 
     hourly = _hourly_rows(chosen, at_edges, params.bind(site), named)
     return f"({daily} UNION ALL {hourly}) AS rollup"
@@ -225,7 +226,7 @@ def _from(chosen: Plan, period: DateRange, params: Parameters, site: str,
         start, end = (params.bind(int(moment.timestamp()), "UInt32")
                       for moment in (period.start, period.end))
         return "(" + _hourly_rows(chosen, lambda column: (
-            f"{column} >= toDateTime({start}, 'UTC') AND {column} < toDateTime({end}, 'UTC')"),
+            f"{column} >= {moment_sql(column, start)} AND {column} < {moment_sql(column, end)}"),
             params.bind(site), named) + ") AS rollup"
     text = chosen.source + (" FINAL" if chosen.final else "")
     if chosen.sample is not None:
@@ -251,8 +252,8 @@ def _range_sql(source: str, site: str, start: float, end: float,
                params: Parameters) -> list[str]:
     column = TIME_COLUMNS[source]
     parts = [f"site = {params.bind(site)}",
-             f"{column} >= toDateTime({params.bind(int(start), 'UInt32')}, 'UTC')",
-             f"{column} < toDateTime({params.bind(int(end), 'UInt32')}, 'UTC')"]
+             f"{column} >= {moment_sql(column, params.bind(int(start), 'UInt32'))}",
+             f"{column} < {moment_sql(column, params.bind(int(end), 'UInt32'))}"]
     if source == EVENTS:
         # Engagement events refine visit durations; they are not events of their own.
         parts.append("name != 'engagement'")

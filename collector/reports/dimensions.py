@@ -52,6 +52,20 @@ DIMENSIONS: dict[str, Dimension] = {
 
 # The time column each source buckets by: visits count where they start.
 TIME_COLUMNS = {**RAW_TIME_COLUMNS, EVENTS_ROLLUP: "hour", VISITS_ROLLUP: "hour"}
+RAW_TIME_COLUMN_NAMES = frozenset(RAW_TIME_COLUMNS.values())
+
+
+def moment_sql(column: str, seconds_placeholder: str) -> str:
+    """A bound for ``column`` at a whole UTC second given as a UInt32 placeholder.
+
+    The raw tables' times have milliseconds: against them the bound must be a
+    DateTime64 too. Compared with a DateTime, ClickHouse (26.9) prunes a part whose
+    times all lie in the last second before the bound, so a flush written at
+    23:59:59.4 vanished from that day's report.
+    """
+    if column in RAW_TIME_COLUMN_NAMES:
+        return f"toDateTime64({seconds_placeholder}, 3, 'UTC')"
+    return f"toDateTime({seconds_placeholder}, 'UTC')"
 
 
 def is_known_dimension(name: str) -> bool:

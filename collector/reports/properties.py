@@ -20,8 +20,8 @@ def property_keys(store: Store, context: SiteContext, period: DateRange) -> list
     """``[{"key": ..., "visitors": n}, ...]``, most visitors first, at most ``MAX_KEYS``."""
     rows = store.rows(
         "SELECT key, uniqExact(visitor) AS visitors FROM events ARRAY JOIN prop_keys AS key "
-        "WHERE site = {site:String} AND timestamp >= toDateTime({start:UInt32}, 'UTC') "
-        "AND timestamp < toDateTime({end:UInt32}, 'UTC') AND name != 'engagement' "
+        "WHERE site = {site:String} AND timestamp >= toDateTime64({start:UInt32}, 3, 'UTC') "
+        "AND timestamp < toDateTime64({end:UInt32}, 3, 'UTC') AND name != 'engagement' "
         "GROUP BY key HAVING visitors >= {k:UInt32} ORDER BY visitors DESC, key "
         "LIMIT {limit:UInt32}",
         {"site": context.site, "start": int(period.start.timestamp()),

@@ -11,10 +11,12 @@ REALTIME_SECONDS = 5 * 60
 
 def realtime_visitors(store: Store, site: str, now: datetime) -> int:
     """Visitors with an event other than engagement in the ``REALTIME_SECONDS`` up to ``now``."""
-    until = int(now.timestamp())
+    # Up to the end of the current second: event times have milliseconds, and an event
+    # of this very second is current.
+    until = int(now.timestamp()) + 1
     rows = store.rows(
         "SELECT uniq(visitor) FROM events WHERE site = {site:String} "
-        "AND timestamp >= toDateTime({since:UInt32}, 'UTC') "
-        "AND timestamp <= toDateTime({until:UInt32}, 'UTC') AND name != 'engagement'",
+        "AND timestamp >= toDateTime64({since:UInt32}, 3, 'UTC') "
+        "AND timestamp < toDateTime64({until:UInt32}, 3, 'UTC') AND name != 'engagement'",
         {"site": site, "since": until - REALTIME_SECONDS, "until": until})
     return int(rows[0][0])

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from collector.reports.dates import DateRange
+from collector.reports.dimensions import moment_sql
 from collector.schema import TIME_COLUMNS
 from collector.storage import Store
 
@@ -91,8 +92,8 @@ def _count_rows(store: Store, table: str, site: str, period: DateRange) -> int:
     column = TIME_COLUMNS[table]
     return int(store.rows(
         f"SELECT count() FROM {table} WHERE site = {{site:String}} "
-        f"AND {column} >= toDateTime({{start:UInt32}}, 'UTC') "
-        f"AND {column} < toDateTime({{end:UInt32}}, 'UTC')",
+        f"AND {column} >= {moment_sql(column, '{start:UInt32}')} "
+        f"AND {column} < {moment_sql(column, '{end:UInt32}')}",
         _range_parameters(site, period))[0][0])
 
 
