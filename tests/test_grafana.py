@@ -89,9 +89,11 @@ def grafana_sql(sql: str, picked: TimeRange, variables: dict[str, str]) -> str:
     Grafana interpolates the dashboard's variables first (raw, or ``:singlequote``:
     quoted, inner quotes escaped); then the plugin's backend expands its macros:
     ``$__timeFilter(c)`` to ``c >= toDateTime(from) AND c <= toDateTime(to)`` (whole
-    seconds), ``$__fromTime``/``$__toTime`` to ``toDateTime(...)``, ``$__interval_s`` to
-    the interval in seconds (at least 1), ``$__timeInterval(c)`` to its start of
-    interval. Anything else is refused rather than passed on.
+    seconds), ``$__timeFilter_ms(c)`` to the same in milliseconds with
+    ``fromUnixTimestamp64Milli`` (for the DateTime64 columns), ``$__fromTime`` and
+    ``$__toTime`` to ``toDateTime(...)``, ``$__interval_s`` to the interval in seconds
+    (at least 1), ``$__timeInterval(c)`` to its start of interval. Anything else is
+    refused rather than passed on.
     """
 
     def variable(match: re.Match[str]) -> str:
@@ -109,6 +111,9 @@ def grafana_sql(sql: str, picked: TimeRange, variables: dict[str, str]) -> str:
     with_arguments: dict[str, Callable[[str], str]] = {
         "timeFilter": lambda column: (f"{column} >= toDateTime({picked.start}) AND "
                                       f"{column} <= toDateTime({picked.end})"),
+        "timeFilter_ms": lambda column: (
+            f"{column} >= fromUnixTimestamp64Milli({int(picked.start * 1000)}) AND "
+            f"{column} <= fromUnixTimestamp64Milli({int(picked.end * 1000)})"),
         "timeInterval": lambda column: (f"toStartOfInterval(toDateTime({column}), "
                                         f"INTERVAL {interval} second)"),
     }
@@ -450,7 +455,7 @@ def test_drops_by_reason_show_the_bot(store: Store) -> None:
 
 @pytest.mark.parametrize("sql", [
     "SELECT 1 WHERE $__dateFilter(day)",  # a macro of the plugin's this file does not use
-    "SELECT 1 WHERE $__timeFilter_ms(timestamp)",
+    "SELECT 1 WHERE $__timeFilter_ms(a, b)",
     "SELECT 1 WHERE $__timeFilter",  # no column
     "SELECT 1 WHERE $__timeFilter(a, b)",
     "SELECT $__fromTime(1)",
@@ -468,6 +473,8 @@ def test_the_substitution_expands_as_the_plugin_does() -> None:
     assert grafana_sql("$__timeFilter(t) AND s = ${site:singlequote} AND k >= ${k}", picked,
                        {"site": "it's", "k": "5"}) == \
         "t >= toDateTime(100) AND t <= toDateTime(200) AND s = 'it\\'s' AND k >= 5"
+    assert grafana_sql("$__timeFilter_ms(t)", picked, {}) == (
+        "t >= fromUnixTimestamp64Milli(100000) AND t <= fromUnixTimestamp64Milli(200000)")
     assert grafana_sql("$__timeInterval(t), $__interval_s, $__fromTime, $__toTime", picked,
                        {}) == ("toStartOfInterval(toDateTime(t), INTERVAL 1 second), 1, "
                                "toDateTime(100), toDateTime(200)")
