@@ -40,12 +40,12 @@ from collector.reports.sampling import DEFAULT_SAMPLING, SamplingPolicy
 from collector.reports.service import Reports
 from collector.settings import Settings
 from collector.sites import SiteRegistry
-from collector.spool import Spool
 from collector.storage import Store, migrate, open_store
 from collector.tracker.assets import script_endpoint
 from collector.views.events import EventEndpoint, record_event, record_pixel, respond_json
 from collector.views.health import health
 from collector.visits import VISIT_COLUMNS, VisitTracker
+from collector.wal import open_log
 from collector.writer import Writer
 
 logger = logging.getLogger("collector")
@@ -147,8 +147,7 @@ def _start(app: Starlette, settings: Settings, store: Store,
                             DROPS_TABLE: DROPS_COLUMNS},
                     flush_interval=settings.flush_interval, flush_rows=settings.flush_rows,
                     flush_bytes=settings.flush_bytes, max_rows=settings.buffer_max_rows,
-                    spool=Spool(settings.spool_dir or settings.data_dir / "spool",
-                                settings.spool_max_bytes))
+                    log=open_log(settings))
     app.state.store = store
     # Reports get a connection of their own: a query never waits behind an insert
     # (with its rollup views) on the writer's connection, nor an insert behind a query.

@@ -9,7 +9,7 @@
     │   ├── DataDirectoryBusy    another process owns the embedded data directory
     │   └── SchemaMismatch       the migrated store differs from collector/schema.py
     ├── OverloadedError          no room left for accepted events; ingest answers 503
-    │   └── SpoolFull            the disk spool reached COLLECTOR_SPOOL_MAX_BYTES
+    │   └── LogFull              the write-ahead log reached COLLECTOR_WAL_MAX_BYTES
     └── ClientError              a request the client must fix; carries its HTTP status
         ├── InvalidField         400, names the field and the reason
         ├── PayloadTooLarge      413
@@ -56,8 +56,8 @@ class OverloadedError(CollectorError):
     pass
 
 
-class SpoolFull(OverloadedError):
-    """The writer keeps the batch in memory; only when memory is full too does ingest 503."""
+class LogFull(OverloadedError):
+    """The write-ahead log has no room for one more request's rows."""
 
 
 class ClientError(CollectorError):

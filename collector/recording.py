@@ -35,11 +35,18 @@ class Recorder:
         counted: ``collector.drops``).
 
         Raises ``OverloadedError`` (nothing of the request kept) when the buffer is full.
+        On return the rows are in the writer's write-ahead log: the request may be answered.
         """
         outcome = self.pipeline.process(incoming, peer, headers)
         if isinstance(outcome, Dropped):
             self.drops.count(incoming.domains, outcome.reason)
             return outcome
+        # Refused before the visits advance: a 503'd event must leave no visit state
+        # whose next update would cancel a row never stored. An event makes its own row
+        # and its visit's new state, and cancels the old one when it continues a visit.
+        self.writer.ensure_room(sum(2 + self.visits.is_active(event.site, event.visitor,
+                                                              event.timestamp_ms)
+                                    for event in outcome))
         events: list[Event] = []
         visit_rows: list[VisitRow] = []
         for event in outcome:

@@ -84,6 +84,15 @@ def _optional_path(raw: str) -> Path | None:
     return Path(raw) if raw else None
 
 
+def _optional_size(raw: str) -> int | None:
+    return SIZE.convert(raw) if raw else None
+
+
+def _seconds_or_zero(raw: str) -> float:
+    """Seconds, where 0 means "at once" (``_seconds`` refuses it)."""
+    return 0.0 if re.fullmatch(r"0+(\.0*)?", raw) else _seconds(raw)
+
+
 def _http_address(raw: str) -> bool:
     """True for an http(s):// address with a host and a valid port, if any."""
     parts = urlsplit(raw)
@@ -181,16 +190,30 @@ class Settings:
     flush_bytes: int = _setting(
         8 * 1024 * 1024, "Flush as soon as buffered rows reach this size.", SIZE)
     buffer_max_rows: int = _setting(
-        500000, "Buffered rows at which ingest answers 503 instead of accepting more.", SIZE)
+        500000, "Rows accepted and not yet in ClickHouse (in memory or the write-ahead log) at "
+        "which ingest answers 503 instead of accepting more.", SIZE)
+    wal_dir: Path | None = _setting(
+        None, "Write-ahead log: every accepted event is written here before its 202, and "
+        "stays until ClickHouse has it (default: DATA_DIR/wal).",
+        Parser("a directory path, or empty for the default", _optional_path),
+    )
+    wal_fsync_interval: float = _setting(
+        1.0, "Seconds between fsyncs of the write-ahead log: what a power loss may take "
+        "(0: fsync every request before its answer, several ms each).",
+        Parser("a number of seconds, 0 or more", _seconds_or_zero),
+    )
+    wal_max_bytes: int | None = _setting(
+        None, "Disk the write-ahead log may use; beyond it ingest answers 503 "
+        "(default: COLLECTOR_SPOOL_MAX_BYTES).",
+        Parser("a whole number of at least 1, or empty for the default", _optional_size),
+    )
     spool_dir: Path | None = _setting(
-        None, "Where batches wait on disk while ClickHouse is unreachable "
-        "(default: DATA_DIR/spool).",
+        None, "Deprecated: batches an older version spooled here are moved into the "
+        "write-ahead log at startup (default: DATA_DIR/spool).",
         Parser("a directory path, or empty for the default", _optional_path),
     )
     spool_max_bytes: int = _setting(
-        1 << 30, "Disk the spool may use; beyond it ingest answers 503 once memory is full too.",
-        SIZE,
-    )
+        1 << 30, "Deprecated name of COLLECTOR_WAL_MAX_BYTES, used when that is empty.", SIZE)
     retention_months: int = _setting(
         13, "Months raw events are kept (ClickHouse TTL).",
         # Past a century the TTL no longer means anything; huge numbers overflow ClickHouse.
@@ -236,6 +259,18 @@ class Settings:
     @property
     def store_url(self) -> str:
         return self.clickhouse_url or f"chdb://{self.data_dir.resolve() / 'clickhouse'}"
+
+    @property
+    def wal_path(self) -> Path:
+        return self.wal_dir or self.data_dir / "wal"
+
+    @property
+    def wal_limit_bytes(self) -> int:
+        return self.wal_max_bytes or self.spool_max_bytes
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool_dir or self.data_dir / "spool"
 
     @property
     def spam_list_path(self) -> Path:

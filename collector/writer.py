@@ -1,14 +1,18 @@
-"""The write buffer: rows wait in memory and go to ClickHouse in columnar batches.
+"""The writer: accepted rows go to the write-ahead log, then to ClickHouse in batches.
 
-Accepting an event only appends to a list (under a lock); a background thread
-flushes by row count, by size, by interval and at shutdown, so inserts never run
-on the event loop. Each batch carries an ``insert_deduplication_token`` per
-table: when an insert fails ambiguously and is retried, ClickHouse stores it
-once. A batch ClickHouse cannot take goes to the disk spool (``spool.py``) and
-is replayed, with the same tokens, when the store is back — also across a
-restart. The memory buffer is bounded: when it is full (store down and spool
-full, or no spool), ``add`` raises ``OverloadedError`` and ingest answers 503,
-so nothing accepted is ever dropped for lack of room.
+Accepting a request's rows appends them to the write-ahead log (``collector.wal``)
+and to a list in memory, under a lock; a background thread cuts the list into a
+batch by row count, by size, by interval and at shutdown, so inserts never run on
+the event loop. A batch is one sealed segment of the log, whose name gives the
+batch's ``insert_deduplication_token`` (one per table): a retried insert, or the
+replay of a segment ClickHouse already had when the process died, is stored once.
+A segment is deleted once ClickHouse has every table of its batch.
+
+While ClickHouse fails, batches wait in the log, not in memory: only the oldest is
+held for its retries. The bound is on every row not yet written, wherever it waits
+(``max_rows``), and on the log's bytes: beyond either, ``add`` raises
+``OverloadedError`` and ingest answers 503, so nothing accepted is ever dropped for
+lack of room. Without a log (tests, tools) batches wait in memory, within the bound.
 """
 
 from __future__ import annotations
@@ -17,22 +21,48 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from collector.errors import OverloadedError, SpoolFull, StorageError
-from collector.spool import Spool, SpooledBatch
+from collector.errors import OverloadedError, StorageError
 from collector.storage import Store
+from collector.wal import Segment, WriteAheadLog
 
 logger = logging.getLogger("collector.writer")
 RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
+class WriterObserver(Protocol):
+    """What the writer reports as it goes (metrics); called on the writer's thread."""
+
+    def flushed(self, table: str, rows: int, seconds: float) -> None: ...
+
+    def insert_failed(self, table: str) -> None: ...
+
+    def replayed(self, batches: int) -> None: ...
+
+
+class _Unobserved:
+    def flushed(self, table: str, rows: int, seconds: float) -> None:
+        pass
+
+    def insert_failed(self, table: str) -> None:
+        pass
+
+    def replayed(self, batches: int) -> None:
+        pass
+
+
 @dataclass
 class _Batch:
-    rows: dict[str, Any]  # table → rows (tuples, or lists when read back from the spool)
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    rows: Mapping[str, Sequence[Sequence[Any]]] | None  # None while it waits on disk only
+    count: int
+    token: str
+    segment: Segment | None = None
+    from_log: bool = False  # read back from the log: a replay
+    leftover: bool = False  # left by the previous run
     written_tables: set[str] = field(default_factory=set)
     attempts: int = 0
 
@@ -41,61 +71,101 @@ class _Batch:
 class WriterStats:
     accepted: dict[str, int] = field(default_factory=dict)  # rows per table
     written: dict[str, int] = field(default_factory=dict)
-    failed_attempts: int = 0
+    failed_attempts: int = 0  # consecutive failed inserts, 0 after a success
     last_error: str = ""
+    log_bytes: int = 0  # bytes of the write-ahead log on disk
 
 
 class Writer:
     def __init__(self, store: Store, tables: Mapping[str, Sequence[str]], *,
                  flush_interval: float = 1.0, flush_rows: int = 20000,
                  flush_bytes: int = 8 << 20, max_rows: int = 500000,
-                 spool: Spool | None = None) -> None:
+                 log: WriteAheadLog | None = None,
+                 observer: WriterObserver | None = None) -> None:
         self._store = store
         self._tables = {name: tuple(columns) for name, columns in tables.items()}
         self._flush_interval = flush_interval
         self._flush_rows = flush_rows
         self._flush_bytes = flush_bytes
         self._max_rows = max_rows
-        self._spool = spool
-        self._buffer: dict[str, list[tuple[Any, ...]]] = {name: [] for name in self._tables}
-        self._buffered_rows = 0
-        self._buffered_bytes = 0
-        self._pending: list[_Batch] = []  # taken from the buffer, not yet fully written
+        self._log = log
+        self._observer: WriterObserver = observer or _Unobserved()
+        self._buffer: dict[str, list[Sequence[Any]]] = self._empty_buffer()
+        self._buffer_rows = 0
+        self._buffer_bytes = 0
+        # Cut from the buffer (or left by the previous run), not yet fully written; oldest first.
+        self._pending: deque[_Batch] = deque(
+            _Batch(None, segment.rows, segment.token, segment, from_log=True, leftover=True)
+            for segment in (log.leftovers if log is not None else ()))
+        self._unwritten_rows = sum(batch.count for batch in self._pending)
+        self._leftovers = len(self._pending)
+        self._started = time.monotonic()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self.stats = WriterStats()
+        self.stats = WriterStats(log_bytes=log.size_bytes if log is not None else 0)
+        if self._pending:
+            logger.info("the write-ahead log holds %d batch(es), %d rows, of the previous run: "
+                        "replaying them", len(self._pending), self._unwritten_rows)
 
     @property
     def buffered_rows(self) -> int:
-        return self._buffered_rows + sum(
-            len(rows) for batch in self._pending for rows in batch.rows.values())
+        """Rows accepted and not yet written, in memory or in the log."""
+        return self._unwritten_rows
 
-    def add(self, rows_by_table: Mapping[str, Sequence[tuple[Any, ...]]], size: int) -> None:
-        """Accept rows for one request, all or nothing. ``size`` approximates their bytes."""
+    @property
+    def spooled_batches(self) -> int:
+        """Batches cut from the buffer and not yet written (each one a segment of the log)."""
+        return len(self._pending)
+
+    def ensure_room(self, rows: int) -> None:
+        """OverloadedError now if ``rows`` more rows would not be accepted: for a caller
+        about to change state (the visit tracker) for rows it will ``add``."""
+        self._refuse_if_full(rows, 0)
+
+    def add(self, rows_by_table: Mapping[str, Sequence[Sequence[Any]]], size: int) -> None:
+        """Accept rows for one request, all or nothing; ``size`` approximates their bytes.
+
+        On return they are in the write-ahead log (when there is one): a process crash
+        no longer loses them.
+        """
         count = sum(len(rows) for rows in rows_by_table.values())
+        if not count:
+            return
+        log = self._log
+        record = log.encode(rows_by_table, count) if log is not None else b""
         with self._lock:
-            if self._buffered_rows + count > self._max_rows or self._stopping:
-                raise OverloadedError("the write buffer is full; retry shortly")
+            self._refuse_if_full(count, len(record))
+            if log is not None:
+                log.append(record, count)
+                self.stats.log_bytes = log.size_bytes
             accepted = self.stats.accepted
+            buffer = self._buffer
             for table, rows in rows_by_table.items():
-                self._buffer[table].extend(rows)
+                buffer[table].extend(rows)
                 accepted[table] = accepted.get(table, 0) + len(rows)
-            self._buffered_rows += count
-            self._buffered_bytes += size
-            full = (self._buffered_rows >= self._flush_rows
-                    or self._buffered_bytes >= self._flush_bytes)
+            self._buffer_rows += count
+            self._unwritten_rows += count
+            self._buffer_bytes += size
+            full = (self._buffer_rows >= self._flush_rows
+                    or self._buffer_bytes >= self._flush_bytes)
         if full:
             self._wake.set()
 
     def start(self) -> None:
+        self._started = time.monotonic()
+        if self._log is not None:
+            self._log.start()
+        if self._pending:
+            self._wake.set()  # the previous run's batches first, not after an interval
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop accepting, write everything buffered (retrying up to ``timeout`` seconds)."""
+        """Stop accepting, write everything (retrying up to ``timeout`` seconds), close the
+        log: what ClickHouse did not take waits there for the next start."""
         with self._lock:
             self._stopping = True
         self._wake.set()
@@ -105,97 +175,132 @@ class Writer:
         while self.buffered_rows and time.monotonic() < deadline:
             if not self._flush_once():
                 time.sleep(0.5)
-        if self.buffered_rows and self._spool is not None:
-            with self._flush_lock:
-                self._take_buffer()
-                self._spill()
-        if self.buffered_rows:
+        if self._log is not None:
+            self._log.close()
+            if self.buffered_rows:
+                logger.warning("shutdown: %d rows wait in the write-ahead log for the next "
+                               "start: %s", self.buffered_rows, self.stats.last_error)
+        elif self.buffered_rows:
             logger.error("shutdown: %d rows could not be written: %s",
                          self.buffered_rows, self.stats.last_error)
 
     def flush(self) -> None:
-        """Write everything buffered and spooled now (tests, the CLI); raises on failure."""
+        """Write everything accepted now (tests, the CLI); raises on failure."""
         if not self._flush_once():
             raise StorageError(self.stats.last_error)
 
-    @property
-    def spooled_batches(self) -> int:
-        return len(self._spool.files()) if self._spool is not None else 0
+    def _empty_buffer(self) -> dict[str, list[Sequence[Any]]]:
+        return {name: [] for name in self._tables}
+
+    def _refuse_if_full(self, rows: int, size: int) -> None:
+        if self._stopping or self._unwritten_rows + rows > self._max_rows:
+            raise OverloadedError("the write buffer is full; retry shortly")
+        if self._log is not None:
+            self._log.check_room(size)
 
     def _run(self) -> None:
+        retry_at = 0.0
         while True:
             self._wake.wait(self._flush_interval)
             self._wake.clear()
             if self._stopping:
                 return
-            if not self._flush_once():
+            if time.monotonic() < retry_at:
+                # Backing off: the buffer still goes to the log as batches, out of memory.
+                with self._flush_lock:
+                    self._cut_batch()
+                    self._release_waiting()
+            elif not self._flush_once():
                 delay = RETRY_DELAYS[min(self.stats.failed_attempts, len(RETRY_DELAYS)) - 1]
-                time.sleep(delay)
+                retry_at = time.monotonic() + delay
 
     def _flush_once(self) -> bool:
-        """Write the buffer, then anything spooled; False on failure (the rest is kept)."""
+        """Cut the buffer into a batch, write the batches oldest first; False on failure
+        (the rest waits)."""
         with self._flush_lock:
-            self._take_buffer()
-            while self._pending:
-                if not self._write(self._pending[0]):
-                    self._spill()
-                    return False
-                self._pending.pop(0)
-            return self._replay_spool()
-
-    def _take_buffer(self) -> None:
-        with self._lock:
-            if self._buffered_rows:
-                self._pending.append(_Batch(self._buffer))
-                self._buffer = {name: [] for name in self._tables}
-                self._buffered_rows = 0
-                self._buffered_bytes = 0
-
-    def _spill(self) -> None:
-        """Move pending batches from memory to the disk spool, as far as it has room."""
-        if self._spool is None:
-            return
-        while self._pending:
-            batch = self._pending[0]
+            self._cut_batch()
+            replayed = 0
             try:
-                self._spool.save(SpooledBatch(batch.token, batch.rows,
-                                              sorted(batch.written_tables)))
-            except (SpoolFull, OSError) as error:
-                logger.warning("keeping %d batch(es) in memory: %s", len(self._pending), error)
-                return
-            self._pending.pop(0)
+                while self._pending:
+                    batch = self._pending[0]
+                    if not self._write(batch):
+                        self._release_waiting()
+                        return False
+                    self._pending.popleft()
+                    self._finish(batch)
+                    replayed += batch.from_log
+                return True
+            finally:
+                if replayed:
+                    self._observer.replayed(replayed)
 
-    def _replay_spool(self) -> bool:
-        if self._spool is None:
-            return True
-        for path in self._spool.files():
-            spooled = self._spool.load(path)
-            batch = _Batch(spooled.rows, spooled.token, set(spooled.written_tables))
-            if not self._write(batch):
-                if batch.written_tables != set(spooled.written_tables):
-                    spooled.written_tables = sorted(batch.written_tables)
-                    self._spool.update(path, spooled)
-                return False
-            path.unlink()
-            logger.info("replayed a spooled batch (%s)", path.name)
-        return True
+    def _cut_batch(self) -> None:
+        with self._lock:
+            if not self._buffer_rows:
+                return
+            segment = self._log.seal() if self._log is not None else None
+            token = segment.token if segment is not None else uuid.uuid4().hex
+            self._pending.append(_Batch(self._buffer, self._buffer_rows, token, segment))
+            self._buffer = self._empty_buffer()
+            self._buffer_rows = 0
+            self._buffer_bytes = 0
+
+    def _release_waiting(self) -> None:
+        """Batches behind a failing one wait in the log only; memory keeps the oldest."""
+        for batch in list(self._pending)[1:]:
+            if batch.segment is not None:
+                batch.rows = None
+
+    def _finish(self, batch: _Batch) -> None:
+        if batch.segment is not None and self._log is not None:
+            self._log.remove(batch.segment)
+        with self._lock:
+            self._unwritten_rows -= batch.count
+            if self._log is not None:
+                self.stats.log_bytes = self._log.size_bytes
+        if batch.leftover:
+            self._leftovers -= 1
+            if not self._leftovers:
+                logger.info("replayed the batches left by the previous run in %.2f s",
+                            time.monotonic() - self._started)
 
     def _write(self, batch: _Batch) -> bool:
-        for table, rows in batch.rows.items():
+        rows_by_table = batch.rows
+        if rows_by_table is None:
+            assert self._log is not None and batch.segment is not None
+            try:
+                rows_by_table = batch.rows = self._log.read(batch.segment)
+            except OSError as error:
+                return self._failed(batch, f"reading {batch.segment.path.name} failed: {error}")
+            batch.from_log = True
+        for table, rows in rows_by_table.items():
             if not rows or table in batch.written_tables:
                 continue
-            columns = list(zip(*rows))
+            columns = self._tables.get(table)
+            if columns is None or len(rows[0]) != len(columns):
+                # Only a log written by another version can hold such rows.
+                logger.error("skipping %d rows for table %s: this version writes %s",
+                             len(rows), table, "no such table" if columns is None
+                             else f"{len(columns)} columns, not {len(rows[0])}")
+                batch.written_tables.add(table)
+                continue
+            started = time.perf_counter()
             try:
-                self._store.insert_columns(table, self._tables[table], columns,
+                self._store.insert_columns(table, columns, list(zip(*rows)),
                                            token=f"{batch.token}-{table}")
             except StorageError as error:
-                batch.attempts += 1
-                self.stats.failed_attempts += 1
-                self.stats.last_error = f"insert into {table} failed: {error}"
-                logger.warning("%s (attempt %d, %d rows kept for retry)",
-                               self.stats.last_error, batch.attempts, len(rows))
-                return False
+                self._observer.insert_failed(table)
+                return self._failed(batch, f"insert into {table} failed: {error}")
+            self._observer.flushed(table, len(rows), time.perf_counter() - started)
             batch.written_tables.add(table)
             self.stats.written[table] = self.stats.written.get(table, 0) + len(rows)
         self.stats.failed_attempts = 0
         return True
+
+    def _failed(self, batch: _Batch, error: str) -> bool:
+        batch.attempts += 1
+        self.stats.failed_attempts += 1
+        self.stats.last_error = error
+        logger.warning("%s (attempt %d, %d rows kept for retry)", error, batch.attempts,
+                       batch.count)
+        return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import http.server
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,6 +94,10 @@ def app_settings(engine_url: str, **overrides: object) -> Settings:
     data_dir = Path(engine_url[len("chdb://"):]).parent / "collector-data"
     values: dict[str, object] = {"clickhouse_url": engine_url, "access_log": False,
                                  "flush_interval": 0.05, "data_dir": data_dir}
+    # A write-ahead log per app: apps of one test run side by side, and a log belongs to
+    # one of them (unless the test chose a data directory, which holds its log).
+    if "data_dir" not in overrides:
+        values["wal_dir"] = Path(tempfile.mkdtemp(prefix="wal-", dir=data_dir.parent))
     values.update(overrides)
     return Settings.from_env({}, **values)
 

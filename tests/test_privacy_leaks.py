@@ -1,4 +1,4 @@
-"""Proof that no IP address is written anywhere: data directory, spool, logs, other files.
+"""Proof that no IP address is written anywhere: data directory, write-ahead log, logs, other files.
 
 Events come from distinctive IPv4 and IPv6 addresses, directly and through a
 trusted proxy's header; then every file the run touched is searched for each
@@ -66,12 +66,12 @@ def test_no_address_reaches_disk_or_logs(store: Store, engine_url: str, engine_d
                                    headers=headers).status_code == 202
                 direct.get("/pixel.gif?d=leak.test&u=/p", headers=headers)
                 direct.post("/api/event", content="{", headers=headers)
-            # An outage: the batch goes to the disk spool, which is searched below too.
+            # An outage: the batch waits in the write-ahead log, which is searched below too.
             store.command("RENAME TABLE events TO events_away")
             with pytest.raises(StorageError):
                 app.state.writer.flush()
-            assert list((tmp_path / "data" / "spool").glob("*.batch"))
-            spooled = [path.read_bytes() for path in (tmp_path / "data" / "spool").iterdir()]
+            spooled = [path.read_bytes() for path in (tmp_path / "data" / "wal").glob("*.wal")]
+            assert spooled
             store.command("RENAME TABLE events_away TO events")
             app.state.writer.flush()
     finally:
@@ -85,7 +85,7 @@ def test_no_address_reaches_disk_or_logs(store: Store, engine_url: str, engine_d
     searched = files_touched_since(engine_dir, started) + files_touched_since(tmp_path, started)
     contents = {str(path): path.read_bytes() for path in searched}
     contents.update({f"spooled batch {index}": data for index, data in enumerate(spooled)})
-    # The search can see what is stored: the site's name is in the new parts and the spool.
+    # The search can see what is stored: the site's name is in the new parts and the log.
     assert any(b"leak.test" in content for content in contents.values())
     assert all(b"leak.test" in data for data in spooled)
     for name, content in contents.items():

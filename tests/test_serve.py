@@ -30,10 +30,21 @@ def collector_env(data_dir: Path, port: int) -> dict[str, str]:
 
 @contextmanager
 def serving(data_dir: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_serving(collector_env(data_dir, port), port, log)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # uvicorn re-raises the signal after a clean shutdown, hence -SIGTERM.
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM), log.read_text()
+        assert log.read_text().count("Application shutdown complete") >= 1
+
+
+def start_serving(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``collector serve`` with ``env``, once it answers on ``port`` (its output in ``log``)."""
     with log.open("ab") as output:
-        process = subprocess.Popen([sys.executable, "-m", "collector", "serve"],
-                                   env=collector_env(data_dir, port), stdout=output,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", "collector", "serve"], env=env,
+                                   stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -43,12 +54,11 @@ def serving(data_dir: Path, port: int, log: Path) -> Iterator[subprocess.Popen[b
             except OSError:
                 assert process.poll() is None, log.read_text()
                 time.sleep(0.1)
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        # uvicorn re-raises the signal after a clean shutdown, hence -SIGTERM.
-        assert process.wait(timeout=60) in (0, -signal.SIGTERM), log.read_text()
-        assert log.read_text().count("Application shutdown complete") >= 1
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process
 
 
 def send_pageview(port: int, path: str) -> int:

@@ -10,7 +10,7 @@ from collector import __version__
 from collector.operations import OperationContext, operation
 from collector.operations.channel import socket_path
 from collector.settings import redacted_url
-from collector.spool import SUFFIX
+from collector.wal import segments_on_disk
 
 
 @operation("server.status")
@@ -26,14 +26,8 @@ def status(context: OperationContext) -> dict[str, Any]:
         "store": redacted_url(context.store.url),
         "embedded": context.store.embedded,
         "admin_socket": str(socket_path(context.settings)) if in_server else None,
-        # Without a server nothing is buffered in memory; the spool on disk waits for one.
+        # Without a server nothing is buffered in memory; the write-ahead log waits for one.
         "buffered_rows": state.writer.buffered_rows if in_server else 0,
         "spooled_batches": (state.writer.spooled_batches if in_server
-                            else _spooled_on_disk(context)),
+                            else segments_on_disk(context.settings.wal_path)),
     }
-
-
-def _spooled_on_disk(context: OperationContext) -> int:
-    settings = context.settings
-    directory = settings.spool_dir or settings.data_dir / "spool"
-    return len(list(directory.glob(f"*{SUFFIX}"))) if directory.is_dir() else 0

@@ -24,6 +24,7 @@ import clickhouse_connect
 import msgspec
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
+from collector import lockfile
 from collector.errors import DataDirectoryBusy, StorageError, StorageUnavailable
 
 # Lock files of embedded data directories this process owns, by resolved path.
@@ -182,24 +183,20 @@ def _claim_directory(directory: Path) -> None:
                 f"this process already runs the embedded engine on {owned}; "
                 f"one process opens one data directory (asked for {directory})"
             )
-        descriptor = os.open(directory / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.read(descriptor, 32).decode(errors="replace").strip() or "another process"
-            os.close(descriptor)
+        descriptor = lockfile.acquire(directory / LOCK_FILE_NAME)
+        if descriptor is None:
             raise DataDirectoryBusy(
-                f"the data directory {directory} is in use by pid {owner} "
+                f"the data directory {directory} is in use by pid "
+                f"{lockfile.owner(directory / LOCK_FILE_NAME)} "
                 "(a running `collector serve`?); stop it first, or point "
                 "COLLECTOR_CLICKHOUSE_URL at a ClickHouse server to share data"
-            ) from None
+            )
         try:
             _refuse_a_foreign_engine(directory)
         except DataDirectoryBusy:
             os.close(descriptor)
             raise
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, str(os.getpid()).encode())
+        lockfile.record_owner(descriptor)
         _OWNED_DIRECTORIES[directory] = descriptor
 
 
