@@ -37,16 +37,29 @@ async def _connection(host: str, port: int, requests: list[bytes], deadline: flo
         writer.close()
 
 
+def _bodies(body: bytes, paths: int) -> list[bytes]:
+    """``body``, or one variant per page when ``paths`` is set (its ``u`` at /p/<n>)."""
+    if not paths:
+        return [body]
+    event = json.loads(body)
+    return [json.dumps({**event, "u": f"https://bench.example/p/{n}"}).encode()
+            for n in range(paths)]
+
+
 async def run(host: str, port: int, path: str, body: bytes, seconds: float, connections: int,
-              visitors: int = 1, limit: int = 10_000_000) -> dict[str, object]:
-    # One prepared request per visitor address (documentation range 198.18.0.0/15).
+              visitors: int = 1, limit: int = 10_000_000, paths: int = 0) -> dict[str, object]:
+    # Every request prepared before the clock starts: one per visitor address
+    # (documentation range 198.18.0.0/15; none forwarded for a single visitor) or page.
+    bodies = _bodies(body, paths)
+    count = max(min(visitors, 65536), len(bodies))
     requests = [
         (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: text/plain\r\n"
          "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
          "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36\r\n"
-         f"X-Forwarded-For: 198.18.{n // 256}.{n % 256}\r\n"
-         f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-        for n in range(min(visitors, 65536))
+         + (f"X-Forwarded-For: 198.18.{n // 256}.{n % 256}\r\n" if visitors > 1 else "")
+         + f"Content-Length: {len(bodies[n % len(bodies)])}\r\n\r\n").encode()
+        + bodies[n % len(bodies)]
+        for n in range(count)
     ]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -74,12 +87,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--visitors", type=int, default=1, help="distinct client addresses")
+    parser.add_argument("--paths", type=int, default=0,
+                        help="vary the body's page over this many paths (0: the body as given)")
     arguments = parser.parse_args()
     if not arguments.host.startswith("127.") and arguments.host not in ("localhost", "::1"):
         parser.error("load is only ever sent to loopback addresses")
     result = asyncio.run(run(arguments.host, arguments.port, arguments.path,
                              arguments.body.encode(), arguments.seconds, arguments.connections,
-                             arguments.visitors))
+                             arguments.visitors, paths=arguments.paths))
     print(json.dumps(result))
 
 
