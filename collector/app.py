@@ -25,14 +25,17 @@ from collector.dashboard.routes import dashboard_routes
 from collector.drops import DROPS_COLUMNS, DROPS_TABLE, DropCounter
 from collector.enrich import GeoLookup, SpamList
 from collector.enrich.useragent import warm_up
-from collector.errors import ClientError, OverloadedError
+from collector.errors import ClientError, OverloadedError, TooManyRequests
 from collector.event import EVENT_COLUMNS
 from collector.logs import AccessLogMiddleware, log_access
 from collector.maintenance import Maintenance
+from collector.metrics import AppMetrics, metrics_endpoint
+from collector.openapi import openapi_endpoint
 from collector.operations.channel_server import start_admin_channel
 from collector.operations.retention import DailyPurge
 from collector.pipeline import Pipeline
 from collector.privacy import SaltKeeper
+from collector.ratelimit import RateLimits, too_many_requests
 from collector.recording import Recorder
 from collector.reloading import ReloadingFile
 from collector.reports.api import report_routes
@@ -43,7 +46,7 @@ from collector.sites import SiteRegistry
 from collector.storage import Store, migrate, open_store
 from collector.tracker.assets import script_endpoint
 from collector.views.events import EventEndpoint, record_event, record_pixel, respond_json
-from collector.views.health import health
+from collector.views.health import health_routes
 from collector.visits import VISIT_COLUMNS, VisitTracker
 from collector.wal import open_log
 from collector.writer import Writer
@@ -89,15 +92,22 @@ def create_app(settings: Settings, store: Store | None = None,
         Route("/api/event", EventEndpoint(), methods=["POST", "OPTIONS"]),
         Route("/pixel.gif", record_pixel, methods=["GET"]),
         Route("/js/script.js", script_endpoint, methods=["GET", "HEAD"]),
-        Route("/api/health", health, methods=["GET"]),
+        *health_routes(),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *report_routes(),
         *dashboard_routes(),
     ]
     middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
     app = CollectorApp(routes=routes, middleware=middleware, lifespan=lifespan,
                        exception_handlers={ClientError: _client_error,
-                                           OverloadedError: _overloaded})
+                                           OverloadedError: _overloaded,
+                                           TooManyRequests: too_many_requests})
+    # Starlette would redirect /js/script.js/ to a URL built from the Host header.
+    app.router.redirect_slashes = False
     app.state.settings = settings
+    app.state.metrics = AppMetrics(app.state)
+    app.state.rate_limits = RateLimits(settings)
     return app
 
 
@@ -118,12 +128,18 @@ class CollectorApp(Starlette):
         started = time.perf_counter()
         try:
             status = await record_event(scope, receive, send)
+        except TooManyRequests as error:
+            status = 429
+            await respond_json(send, status, error.as_json(),
+                               ((b"retry-after", str(error.retry_after).encode()),))
         except ClientError as error:
             status = error.status_code
             await respond_json(send, status, error.as_json())
         except OverloadedError as error:
             status = 503
             await respond_json(send, status, {"error": str(error)}, RETRY_HEADERS)
+        if status >= 400:
+            self.state.metrics.rejections.count(status)
         if self.state.settings.access_log:
             log_access(scope, status, started)
 
@@ -147,7 +163,7 @@ def _start(app: Starlette, settings: Settings, store: Store,
                             DROPS_TABLE: DROPS_COLUMNS},
                     flush_interval=settings.flush_interval, flush_rows=settings.flush_rows,
                     flush_bytes=settings.flush_bytes, max_rows=settings.buffer_max_rows,
-                    log=open_log(settings))
+                    log=open_log(settings), observer=app.state.metrics.writer)
     app.state.store = store
     # Reports get a connection of their own: a query never waits behind an insert
     # (with its rollup views) on the writer's connection, nor an insert behind a query.
@@ -159,7 +175,8 @@ def _start(app: Starlette, settings: Settings, store: Store,
     visit_tracker = VisitTracker()
     app.state.spam_list = spam_list
     app.state.pipeline = Pipeline(settings, sites, salts, geo, spam_list, clock,
-                                  continues_visit=visit_tracker.is_active)
+                                  continues_visit=visit_tracker.is_active,
+                                  admit=app.state.rate_limits.admit)
     app.state.visit_tracker = visit_tracker
     app.state.writer = writer
     app.state.drops = DropCounter(sites, writer, clock)

@@ -15,7 +15,8 @@
         ├── PayloadTooLarge      413
         ├── Unauthorized         401
         ├── Forbidden            403
-        └── NotFound             404
+        ├── NotFound             404
+        └── TooManyRequests      429, with the seconds for Retry-After
 
 Client errors render as JSON ``{"error": reason, "field": name}`` in one handler
 (``collector.app``). No message ever carries an IP address or a user agent.
@@ -93,3 +94,13 @@ class Forbidden(ClientError):
 
 class NotFound(ClientError):
     status_code = 404
+
+
+class TooManyRequests(ClientError):
+    """A rate limit (``collector.ratelimit``) refused the request; retry after some seconds."""
+
+    status_code = 429
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after

@@ -2,24 +2,53 @@
 
 uvicorn's access log prints each client's IP address. Ours prints the method,
 the path without its query string, the status and the duration — nothing that
-identifies a visitor.
+identifies a visitor. A share link's path carries its token, so it is logged as
+``/share/<token>``. ``COLLECTOR_LOG_FORMAT=json`` writes each line as one JSON
+object (time, level, logger, message; the access log's fields each on their own),
+for log collectors that parse them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_logger = logging.getLogger("collector.access")
+ACCESS_FORMAT = '"%s %s" %d %.1fms'
+SHARE_PREFIX = "/share/"
 
 
-def configure_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record; an access-log record's arguments as named fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.name == access_logger.name and isinstance(record.args, tuple) \
+                and len(record.args) == 4:
+            method, path, status, milliseconds = record.args
+            entry.update(method=method, path=path, status=status,
+                         duration_ms=round(milliseconds, 1)
+                         if isinstance(milliseconds, float) else milliseconds)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -57,5 +86,8 @@ class AccessLogMiddleware:
 
 def log_access(scope: Scope, status: int, started: float) -> None:
     # The path only: query strings can carry personal data; the client address never.
-    access_logger.info('"%s %s" %d %.1fms', scope["method"], scope["path"], status,
+    path = scope["path"]
+    if path.startswith(SHARE_PREFIX):
+        path = SHARE_PREFIX + "<token>"  # a share link's token opens its dashboard
+    access_logger.info(ACCESS_FORMAT, scope["method"], path, status,
                        (time.perf_counter() - started) * 1000)

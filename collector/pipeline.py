@@ -2,14 +2,14 @@
 
 The order is the data flow: consent and prefetch first (cheapest, and nothing
 else should even be looked at), then the user agent (bots), the page URL, the
-sites, and only then the IP address — used for exclusions, the geo lookup and
+sites, and only then the IP address — used for exclusions, the rate limits, the geo lookup and
 the visitor hash, and gone when this function returns.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -33,7 +33,7 @@ from collector.privacy import (
 from collector.privacy.salts import DAY_MS
 from collector.reloading import ReloadingFile
 from collector.settings import Settings
-from collector.sites import SiteRegistry
+from collector.sites import Site, SiteRegistry
 
 # A visit ends after 30 minutes without events, so only that long after midnight can
 # an event continue a visit that began under yesterday's salt.
@@ -59,7 +59,8 @@ class Pipeline:
     def __init__(self, settings: Settings, sites: SiteRegistry, salts: SaltKeeper,
                  geo: GeoLookup, spam_list: ReloadingFile[SpamList],
                  clock: Callable[[], float] = time.time,
-                 continues_visit: Callable[[str, int, int], bool] = lambda *_: False) -> None:
+                 continues_visit: Callable[[str, int, int], bool] = lambda *_: False,
+                 admit: Callable[[str, Sequence[Site]], None] = lambda *_: None) -> None:
         self._settings = settings
         self._sites = sites
         self._salts = salts
@@ -67,6 +68,7 @@ class Pipeline:
         self._spam_list = spam_list
         self._clock = clock
         self._continues_visit = continues_visit
+        self._admit = admit  # the rate limits (collector.ratelimit): raise TooManyRequests
         self._addresses = ClientAddressResolver(settings.trusted_proxies)
         self._arrivals = ArrivalReader.from_settings(settings)
         self.drops = DropCounts()
@@ -104,6 +106,7 @@ class Pipeline:
         sites = [site for site in sites if not site.excludes(ip, arrival.page.pathname)]
         if not sites:
             return self.drops.count("excluded")
+        self._admit(ip, sites)
         location = self._geo.lookup(ip)
         now_ms = int(self._clock() * 1000)
         salt = self._salts.salt_for(now_ms)

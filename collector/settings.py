@@ -23,6 +23,7 @@ from collector.errors import ConfigurationError, InvalidField
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 _DATABASE_NAME = re.compile(r"[A-Za-z0-9_]*")
 _SHOWN_VALUE_LENGTH = 80
@@ -147,6 +148,28 @@ def _log_level(raw: str) -> str:
     return raw.lower()
 
 
+def _log_format(raw: str) -> str:
+    if raw.lower() not in LOG_FORMATS:
+        raise ValueError
+    return raw.lower()
+
+
+def _rate(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError
+    return value
+
+
+def _token(raw: str) -> str:
+    if raw and (len(raw) < 16 or any(character.isspace() for character in raw)):
+        raise ValueError
+    return raw
+
+
 PORT = _whole_number(1, 65535)
 SIZE = _whole_number(1)
 BOOLEAN = Parser("true or false (or 1/0, yes/no, on/off)", _boolean)
@@ -255,6 +278,26 @@ class Settings:
         True, "Write an access log line per request (never with the IP).", BOOLEAN)
     log_level: str = _setting("info", "Log level: debug, info, warning, error.",
                               Parser("one of " + ", ".join(LOG_LEVELS), _log_level))
+    log_format: str = _setting(
+        "text", "Log lines as `text` or `json` (one object per line; never an IP, a user agent "
+        "or a query string).",
+        Parser("one of " + ", ".join(LOG_FORMATS), _log_format),
+    )
+    metrics_token: str = _setting(
+        "", "Bearer token for `/metrics` and the detailed `/api/health` (empty: only requests "
+        "made on this host, not relayed by a proxy).",
+        Parser("empty, or at least 16 characters without spaces", _token),
+    )
+    rate_limit_client: float = _setting(
+        50.0, "Events per second one client address (IPv6: its /64) may have recorded, in "
+        "bursts of twice that, before 429 (0: no limit; this host itself is never limited).",
+        Parser("a number of requests per second, 0 or more", _rate),
+    )
+    rate_limit_site: float = _setting(
+        0.0, "Events per second one site may have recorded, in bursts of twice that, before "
+        "429 (0: no limit).",
+        Parser("a number of requests per second, 0 or more", _rate),
+    )
 
     @property
     def store_url(self) -> str:

@@ -90,10 +90,12 @@ def rollups_in_use() -> Sampler:
 
 
 def app_settings(engine_url: str, **overrides: object) -> Settings:
-    """Settings for a test app: the session engine, no access log, a fast writer."""
+    """Settings for a test app: the session engine, no access log, a fast writer, and no
+    rate limit per client (tests send bursts from one address; test_ratelimit sets one)."""
     data_dir = Path(engine_url[len("chdb://"):]).parent / "collector-data"
     values: dict[str, object] = {"clickhouse_url": engine_url, "access_log": False,
-                                 "flush_interval": 0.05, "data_dir": data_dir}
+                                 "flush_interval": 0.05, "data_dir": data_dir,
+                                 "rate_limit_client": 0.0}
     # A write-ahead log per app: apps of one test run side by side, and a log belongs to
     # one of them (unless the test chose a data directory, which holds its log).
     if "data_dir" not in overrides:

@@ -264,7 +264,7 @@ def test_share_links_see_counts_below_public_k_as_null(sites: Store, engine_url:
         send(client, SITE, DNT="1")
         settle(client)
         body = {"site_id": SITE, "date_range": [day(6).isoformat()] * 2}
-        public = read(client, None, body, path=f"/api/v2/drops?auth={share}").json()
+        public = read(client, share, body).json()
         assert counts_of(public) == {"bot": 3, "spam": None, "opt-out": None,
                                      "excluded": None, "prefetch": None}
         assert "below 3" in public["meta"]["suppressed"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from collector.reports.auth import create_key
 from collector.sites import add_site, remove_site, set_exclusions
 from collector.storage import Store
 from tests.conftest import CHROME_UA, flush, running_app
@@ -184,8 +185,10 @@ def test_allow_list_and_exclusions(store: Store, engine_url: str) -> None:
         remove_site(store, "open.test")
 
 
-def test_health_reports_the_buffer_and_drops(client: TestClient) -> None:
-    body = client.get("/api/health").json()
+def test_health_reports_the_buffer_and_drops(client: TestClient, store: Store) -> None:
+    assert client.get("/api/health").json() == {"status": "ok"}  # the rest needs a key
+    key = create_key(store, "one.test")
+    body = client.get("/api/health", headers={"Authorization": f"Bearer {key}"}).json()
     assert body["status"] == "ok"
     assert body["store"] == "embedded"
     assert body["written_rows"]["events"] >= 1

@@ -92,7 +92,9 @@ def test_only_the_hash_of_a_key_is_stored(store: Store, key: str) -> None:
 def test_share_tokens_see_the_public_k_threshold(client: TestClient, store: Store,
                                                  key: str) -> None:
     share = create_key(store, SITE, kind="share")
-    public = client.post(f"/api/v2/query?auth={share}", json=PAGES).json()["results"]
+    # Keys travel only in the Authorization header: a token in the URL opens nothing.
+    assert client.post(f"/api/v2/query?auth={share}", json=PAGES).status_code == 401
+    public = post(client, share, PAGES).json()["results"]
     # Every page has fewer than 5 visitors: a share link sees only the aggregate.
     assert public == [{"dimensions": ["(other)"], "metrics": [8, 9]}]
     set_k(client, store, k=3, public_k=2)

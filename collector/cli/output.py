@@ -54,7 +54,8 @@ def settings_from_context(ctx: click.Context) -> Settings:
     state = ctx.find_root().ensure_object(CliState)
     if state.settings is None:
         state.settings = Settings.from_env()
-        configure_logging(state.settings.log_level)  # long steps (a backfill) report
+        # Long steps (a backfill) report.
+        configure_logging(state.settings.log_level, state.settings.log_format)
     return state.settings
 
 

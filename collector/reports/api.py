@@ -1,8 +1,10 @@
 """The reports API: ``POST /api/v2/query``, ``GET /api/v1/stats/realtime/visitors`` and
 ``POST /api/v2/drops`` (what ingest filtered out: ``collector.reports.drops_report``).
 
-Requests carry an API key (``Authorization: Bearer ck_...``) or a share token
-(the same header, or ``?auth=cs_...``). The query shape follows Plausible's
+Requests carry an API key (``Authorization: Bearer ck_...``) or a share token (the
+same header; never in the URL, where logs and Referer headers would keep it: share
+links open ``/share/<token>``, whose page sends the header). Failed key checks are
+limited per client (``collector.ratelimit``). The query shape follows Plausible's
 Stats API v2; answers are JSON, or CSV with ``Accept: text/csv``/``?format=csv``.
 Store calls block, so they run in the thread pool, never on the event loop.
 """
@@ -20,7 +22,8 @@ from starlette.routing import Route
 
 from collector.dashboard.sessions import COOKIE_NAME, session_grant
 from collector.errors import InvalidField
-from collector.reports.auth import API_KEY, check_token, require_site
+from collector.ratelimit import RateLimits
+from collector.reports.auth import API_KEY, Grant, require_site
 from collector.reports.csv import csv_lines, wants_csv
 from collector.reports.drops_report import parse_drops_query
 from collector.reports.query import Report
@@ -43,7 +46,8 @@ def report_routes() -> list[Route]:
 async def query_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
     spec, kind = await _authorized(request, parse_query)
-    report = await run_in_threadpool(reports.run, spec, kind)
+    with request.app.state.metrics.report_seconds.time():
+        report = await run_in_threadpool(reports.run, spec, kind)
     if wants_csv(request):
         return StreamingResponse(csv_lines(spec.dimensions, spec.metrics, report.results),
                                  media_type="text/csv", headers=NO_STORE)
@@ -54,8 +58,7 @@ async def query_endpoint(request: Request) -> Response:
 async def realtime_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
     site = request.query_params.get("site_id", "").strip().lower()
-    grant = None if _signed_in(request) else \
-        await run_in_threadpool(check_token, reports.store, _token(request))
+    grant = None if _signed_in(request) else await _checked_token(request)
     if not site:
         raise InvalidField("required: the site's domain", "site_id")
     if grant is None:
@@ -107,7 +110,7 @@ async def _authorized(request: Request, parse: Callable[[Any], Parsed]) -> tuple
         await run_in_threadpool(session_grant, reports.store, request.cookies[COOKIE_NAME],
                                 parsed.site_id)
         return parsed, API_KEY
-    grant = await run_in_threadpool(check_token, reports.store, _token(request))
+    grant = await _checked_token(request)
     parsed = parse(await _json_body(request))
     require_site(grant, parsed.site_id)
     return parsed, grant.kind
@@ -129,10 +132,13 @@ def _parse_properties_query(body: Any) -> QuerySpec:
 
 def _token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    # Share links put the token in the URL, like Plausible's ?auth=.
-    return request.query_params.get("auth")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+async def _checked_token(request: Request) -> Grant:
+    reports: Reports = request.app.state.reports
+    limits: RateLimits = request.app.state.rate_limits
+    return await limits.checked_token(request, reports.store, _token(request))
 
 
 async def _json_body(request: Request) -> Any:

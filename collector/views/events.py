@@ -17,7 +17,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from collector.errors import ClientError, InvalidField, PayloadTooLarge
+from collector.errors import (
+    ClientError,
+    InvalidField,
+    PayloadTooLarge,
+    TooManyRequests,
+)
 from collector.ingest import IncomingEvent, parse_event
 from collector.pipeline import Dropped
 from collector.recording import Recorder
@@ -85,6 +90,9 @@ async def record_pixel(request: Request) -> Response:
     try:
         dropped = _store(request.app.state, headers, client.host if client else None,
                          _pixel_event(request, headers), 0)
+    except TooManyRequests as error:  # a rate limit (collector.ratelimit): the GIF all the same
+        return Response(TRANSPARENT_GIF, 429, {**GIF_HEADERS, "Retry-After":
+                                               str(error.retry_after)}, media_type="image/gif")
     except ClientError as error:
         dropped = Dropped(f"invalid {error.field or 'request'}")
     if dropped is not None:
