@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -29,6 +28,7 @@ from collector.reports.drops_report import parse_drops_query
 from collector.reports.query import Report
 from collector.reports.request import Condition, Filter, QuerySpec, parse_query
 from collector.reports.service import Reports
+from collector.untrusted_json import decode_json
 
 MAX_QUERY_BODY = 65536
 NO_STORE = {"Cache-Control": "no-store"}
@@ -145,10 +145,7 @@ async def _json_body(request: Request) -> Any:
     body = await request.body()
     if len(body) > MAX_QUERY_BODY:
         raise InvalidField(f"the query is larger than {MAX_QUERY_BODY} bytes", "body")
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        raise InvalidField("the body is not valid JSON", "body") from None
+    return decode_json(body, "body")
 
 
 def _echo(spec: QuerySpec, report: Report) -> dict[str, Any]:

@@ -16,6 +16,10 @@ from collector.errors import InvalidField
 PERIOD_DAYS = {"7d": 7, "28d": 28, "30d": 30}
 PERIOD_MONTHS = {"6mo": 6, "12mo": 12}
 MAX_RANGE_DAYS = 3660
+# The store keeps times as UInt32 seconds since 1970 (up to 2106-02-07), and a report
+# reads a day beyond each edge of its range, in a timezone up to 14 hours off UTC.
+FIRST_REPORT_DAY = date(1971, 1, 1)
+LAST_REPORT_DAY = date(2105, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,8 @@ class DateRange:
         if _is_midnight(self.start, timezone_name):
             length = (self.last_day - self.first_day).days + 1
             return days_range(self.first_day - timedelta(days=length),
-                              self.first_day - timedelta(days=1), timezone_name)
+                              self.first_day - timedelta(days=1), timezone_name,
+                              "include.comparison")
         span = self.end - self.start
         return moment_range(self.start - span, self.start, timezone_name)
 
@@ -47,8 +52,8 @@ def resolve(value: str | tuple[str, str], timezone_name: str, now: datetime,
     """The UTC interval of a ``date_range`` value, with days in ``timezone_name``."""
     today = now.astimezone(zone(timezone_name)).date()
     if isinstance(value, tuple):
-        return days_range(iso_day(value[0], "date_range[0]"),
-                          iso_day(value[1], "date_range[1]"), timezone_name)
+        return days_range(_report_day(value[0], "date_range[0]"),
+                          _report_day(value[1], "date_range[1]"), timezone_name)
     if value == "day":
         return days_range(today, today, timezone_name)
     if value == "24h":
@@ -68,7 +73,10 @@ def resolve(value: str | tuple[str, str], timezone_name: str, now: datetime,
                        "or [start, end] ISO dates)", "date_range")
 
 
-def days_range(first: date, last: date, timezone_name: str) -> DateRange:
+def days_range(first: date, last: date, timezone_name: str,
+               field: str = "date_range") -> DateRange:
+    if first < FIRST_REPORT_DAY or last > LAST_REPORT_DAY:
+        raise InvalidField(f"reports cover {FIRST_REPORT_DAY} to {LAST_REPORT_DAY}", field)
     if last < first:
         raise InvalidField("the end date is before the start date", "date_range")
     if (last - first).days > MAX_RANGE_DAYS:
@@ -121,6 +129,14 @@ def iso_day(text: str, field: str) -> date:
         return date.fromisoformat(text)
     except (TypeError, ValueError):
         raise InvalidField(f"{field} {text!r} is not a date (YYYY-MM-DD)", field) from None
+
+
+def _report_day(text: str, field: str) -> date:
+    day = iso_day(text, field)
+    if not FIRST_REPORT_DAY <= day <= LAST_REPORT_DAY:
+        raise InvalidField(f"{field} {text!r} is outside {FIRST_REPORT_DAY} to "
+                           f"{LAST_REPORT_DAY}", field)
+    return day
 
 
 def _months_before(first_of_month: date, months: int) -> date:

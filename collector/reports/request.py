@@ -19,6 +19,11 @@ FILTER_OPERATORS = ("is", "is_not", "contains", "contains_not", "matches", "matc
 LOGICAL_OPERATORS = ("and", "or", "not")
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 10_000
+MAX_OFFSET = 2**32 - 1  # bound as UInt32
+# and/or/not nested this deep at most: the filter tree is walked recursively.
+MAX_FILTER_DEPTH = 10
+# ClickHouse's multiSearchAny takes at most 255 needles; one cap for every operator.
+MAX_FILTER_VALUES = 100
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ def parse_query(body: Any) -> QuerySpec:
         date_range=parse_date_range(body.get("date_range")),
         metrics=metrics,
         dimensions=dimensions,
-        filters=tuple(_filter(item, f"filters[{index}]")
+        filters=tuple(_filter(item, f"filters[{index}]", 1)
                       for index, item in enumerate(_list(body.get("filters", []), "filters"))),
         order_by=_order_by(body.get("order_by", []), metrics, dimensions),
         limit=limit,
@@ -111,7 +116,7 @@ def _metrics(value: Any) -> tuple[str, ...]:
     if not items:
         raise InvalidField("at least one metric is required", "metrics")
     for index, name in enumerate(items):
-        if name not in METRICS:
+        if not isinstance(name, str) or name not in METRICS:
             raise InvalidField(f"unknown metric {name!r} (known: {', '.join(METRICS)})",
                                f"metrics[{index}]")
     if len(set(items)) != len(items):
@@ -131,20 +136,22 @@ def _dimensions(value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _filter(value: Any, path: str) -> Filter:
+def _filter(value: Any, path: str, depth: int) -> Filter:
     if not isinstance(value, list) or not value or not isinstance(value[0], str):
         raise InvalidField("a filter is [operator, dimension, [values]] or "
                            "[and|or, [filters]] or [not, filter]", path)
     operator = value[0]
+    if operator in LOGICAL_OPERATORS and depth > MAX_FILTER_DEPTH:
+        raise InvalidField(f"and, or and not nest at most {MAX_FILTER_DEPTH} deep", path)
     if operator in ("and", "or"):
         if len(value) != 2 or not isinstance(value[1], list) or not value[1]:
             raise InvalidField(f"{operator} takes a non-empty list of filters", f"{path}[1]")
-        return Logical(operator, tuple(_filter(child, f"{path}[1][{index}]")
+        return Logical(operator, tuple(_filter(child, f"{path}[1][{index}]", depth + 1)
                                        for index, child in enumerate(value[1])))
     if operator == "not":
         if len(value) != 2:
             raise InvalidField("not takes one filter", path)
-        return Logical("not", (_filter(value[1], f"{path}[1]"),))
+        return Logical("not", (_filter(value[1], f"{path}[1]", depth + 1),))
     if operator not in FILTER_OPERATORS:
         raise InvalidField(f"unknown operator {operator!r} (known: "
                            f"{', '.join(FILTER_OPERATORS + LOGICAL_OPERATORS)})", f"{path}[0]")
@@ -156,6 +163,8 @@ def _filter(value: Any, path: str) -> Filter:
         raise InvalidField(f"unknown filter dimension {dimension!r}", f"{path}[1]")
     if not isinstance(values, list) or not values:
         raise InvalidField("must be a non-empty list of strings", f"{path}[2]")
+    if len(values) > MAX_FILTER_VALUES:
+        raise InvalidField(f"at most {MAX_FILTER_VALUES} values", f"{path}[2]")
     for index, item in enumerate(values):
         if not isinstance(item, str):
             raise InvalidField("must be a string", f"{path}[2][{index}]")
@@ -186,8 +195,8 @@ def _pagination(value: Any) -> tuple[int, int]:
     offset = value.get("offset", 0)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidField(f"must be an integer from 1 to {MAX_LIMIT}", "pagination.limit")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise InvalidField("must be a non-negative integer", "pagination.offset")
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidField(f"must be an integer from 0 to {MAX_OFFSET}", "pagination.offset")
     return limit, offset
 
 

@@ -3,12 +3,15 @@
 Both answer fast and never fail the tracked page: 202 when stored or
 deliberately dropped (with ``X-Collector-Dropped``), 400/413 for input the
 client must fix, 503 when the write buffer is full (nothing accepted is lost).
+The pixel answers every request with its GIF, and says in ``X-Collector-Dropped``
+what was not recorded: an image tag shows a broken image for anything else.
 No response of the ingest path ever sets a cookie.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 from urllib.parse import urlsplit
 
 import msgspec
@@ -20,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from collector.errors import (
     ClientError,
     InvalidField,
+    OverloadedError,
     PayloadTooLarge,
     TooManyRequests,
 )
@@ -46,6 +50,8 @@ ACCEPTED_RAW_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"),
 PREFLIGHT_RAW_HEADERS = [(name.lower().encode(), value.encode())
                          for name, value in PREFLIGHT_HEADERS.items()]
 GIF_HEADERS = {"Cache-Control": "no-store, max-age=0", "Access-Control-Allow-Origin": "*"}
+
+logger = logging.getLogger("collector.events")
 
 
 class EventEndpoint:
@@ -87,6 +93,7 @@ async def record_pixel(request: Request) -> Response:
     """A pageview without JavaScript; always answers with the GIF, never a broken image."""
     headers = _decoded_headers(request.scope)
     client = request.client
+    extra: dict[str, str] = {}
     try:
         dropped = _store(request.app.state, headers, client.host if client else None,
                          _pixel_event(request, headers), 0)
@@ -95,8 +102,14 @@ async def record_pixel(request: Request) -> Response:
                                                str(error.retry_after)}, media_type="image/gif")
     except ClientError as error:
         dropped = Dropped(f"invalid {error.field or 'request'}")
+    except OverloadedError:
+        dropped, extra = Dropped("overloaded"), {"Retry-After": "1"}
+    except Exception:
+        # A bug must not show the visitor a broken image; the operator reads it here.
+        logger.exception("the pixel could not record a hit")
+        dropped = Dropped("error")
     if dropped is not None:
-        return Response(TRANSPARENT_GIF, 200, {**GIF_HEADERS, "X-Collector-Dropped":
+        return Response(TRANSPARENT_GIF, 200, {**GIF_HEADERS, **extra, "X-Collector-Dropped":
                                                 dropped.reason}, media_type="image/gif")
     return Response(TRANSPARENT_GIF, 200, GIF_HEADERS, media_type="image/gif")
 
@@ -125,7 +138,11 @@ def _pixel_event(request: Request, headers: dict[str, str]) -> IncomingEvent:
         raise InvalidField("d and u are required", "d" if not domain else "u")
     if page.startswith("/"):
         page = f"https://{domain.split(',')[0]}{page}"
-    if urlsplit(page).scheme not in ("http", "https"):
+    try:
+        scheme = urlsplit(page).scheme
+    except ValueError:  # an unclosed IPv6 bracket
+        raise InvalidField("not a valid URL", "u") from None
+    if scheme not in ("http", "https"):
         raise InvalidField("must be a path or an http(s) URL", "u")
     body = {"n": params.get("n", "pageview"), "u": page, "d": domain, "r": params.get("r")}
     encoded = _JSON_ENCODER.encode({key: value for key, value in body.items() if value})
