@@ -172,7 +172,7 @@ def _start(app: Starlette, settings: Settings, store: Store,
     app.state.sites = sites
     app.state.salts = salts
     app.state.geo = geo
-    visit_tracker = VisitTracker()
+    visit_tracker = VisitTracker(max_bytes=settings.visit_cache_bytes)
     app.state.spam_list = spam_list
     app.state.pipeline = Pipeline(settings, sites, salts, geo, spam_list, clock,
                                   continues_visit=visit_tracker.is_active,

@@ -207,6 +207,24 @@ class Settings:
     )
     body_limit: int = _setting(
         65536, "Largest accepted event body in bytes (larger gets 413).", SIZE)
+    max_header_bytes: int = _setting(
+        32768, "Largest request head (request line and headers) in bytes; larger gets 431 "
+        "and the connection is closed.", _whole_number(1024))
+    header_timeout: float = _setting(
+        10.0, "Seconds a client has to send a request's headers, from connecting or from "
+        "the request's first byte; then the connection is closed (408).",
+        Parser("a number of seconds above 0", _seconds))
+    body_timeout: float = _setting(
+        10.0, "Seconds a client has to send a request body once its headers are in; then "
+        "408 and the connection is closed.", Parser("a number of seconds above 0", _seconds))
+    keep_alive_timeout: int = _setting(
+        5, "Seconds an idle keep-alive connection stays open.", _whole_number(1, 3600))
+    max_connections: int = _setting(
+        2000, "Open connections at which new requests get 503 until some close.", SIZE)
+    visit_cache_bytes: int = _setting(
+        256 * 1024 * 1024, "Memory the ongoing visits may hold (estimated); beyond it, or "
+        "beyond 200,000 visits, the least recent are forgotten and their next event starts "
+        "a new visit.", _whole_number(1024 * 1024))
     flush_interval: float = _setting(1.0, "Seconds between writer flushes.",
                                      Parser("a number of seconds above 0", _seconds))
     flush_rows: int = _setting(20000, "Flush as soon as this many rows are buffered.", SIZE)

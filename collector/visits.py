@@ -9,6 +9,10 @@ a ``sign = +1`` row with the new one. All visit metrics are sums over ``sign``
 before and after ClickHouse collapses the rows, and so are the rollups that
 materialized views build from the inserted rows.
 
+A cached visit keeps its last row and the time of its last event, nothing of the
+events themselves (props included): about 1 KB per visit, bounded by entries and by
+an estimate of bytes.
+
 Several collectors behind one load balancer must route each client address to
 the same collector (consistent hashing by IP), or one visit would be tracked
 twice. A restart forgets the cache: people mid-visit start a new visit.
@@ -20,6 +24,7 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import cast, get_type_hints
 
 from collector.channels import channel_of
 from collector.event import VISIT_COLUMNS, Event, VisitRow
@@ -29,6 +34,7 @@ __all__ = ["VISIT_COLUMNS", "VisitTracker", "visit_id_of"]
 
 VISIT_TIMEOUT_MS = 30 * 60 * 1000
 DEFAULT_MAX_VISITS = 200_000
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 PAGEVIEW = "pageview"
 ENGAGEMENT = "engagement"
 
@@ -46,64 +52,70 @@ if VisitRow._fields[:len(_STATE)] != _STATE or VisitRow._fields[-2:] != ("sign",
 _CHANNEL_AT = _ATTRIBUTES.index("channel")
 _first_event_attributes = itemgetter(*(Event._fields.index(name) for name in _ATTRIBUTES
                                        if name != "channel"))
+_TEXT_FROM = _STATE.index("entry_page")  # entry page, exit page, then the attributes
+_ATTRIBUTES_FROM = len(_STATE)
+_SIGN = len(VisitRow._fields) - 2
+if any(get_type_hints(VisitRow)[name] is not str for name in VisitRow._fields[_TEXT_FROM:_SIGN]):
+    raise ImportError("collector.visits: a visit attribute is no longer a string")
+# Bytes a cached visit costs besides its strings' characters, measured with tracemalloc
+# (tests/test_memory.py keeps it an upper bound): the cache entry and its key, the
+# _Visit, the row tuple and its integers, the string headers.
+VISIT_OVERHEAD_BYTES = 1000
 
 
 @dataclass(slots=True)
 class _Visit:
-    """The mutable state of one ongoing visit; attributes come from its first event."""
+    """What later events of a visit need: its last +1 row and the time of its last event.
 
-    first: Event
-    visit_id: int
-    start_ms: int
+    The row carries the state (counters, entry and exit pages, version) and the first
+    event's attributes; the first event itself is not kept, as its props alone can weigh
+    60 KB.
+    """
+
+    row: VisitRow
     end_ms: int
-    pageviews: int = 0
-    events: int = 0
-    interactive_events: int = 0
-    engaged_ms: int = 0
-    exit_page: str = ""
-    version: int = 0
-    attributes: tuple[str, ...] = ()  # the first event's and the channel, fixed for the visit
-    last_row: VisitRow | None = None  # the +1 row written last, to cancel on update
+    size: int  # estimated bytes, for the cache's byte bound
 
-    @property
-    def duration_seconds(self) -> int:
-        # The tracker's engagement time is better than the gap between hits when it is longer.
-        return max(self.end_ms - self.start_ms, self.engaged_ms) // 1000
 
-    @property
-    def is_bounce(self) -> int:
-        return int(self.pageviews == 1 and self.interactive_events == 0)
+def _opening_row(event: Event, visit_id: int) -> VisitRow:
+    """The first state of a visit that ``event`` starts (never an engagement event)."""
+    copied = _first_event_attributes(event)
+    channel = channel_of(event.referrer_source, event.referrer_medium,
+                         event.utm_source, event.utm_medium, event.utm_campaign)
+    pageview = event.name == PAGEVIEW
+    interactive = int(not pageview and bool(event.interactive))
+    return VisitRow._make((  # in the order of _STATE, checked above
+        event.site, event.visitor, visit_id, event.timestamp_ms, 0, int(pageview), 1,
+        interactive, int(pageview), 0, event.pathname, event.pathname,  # a bounce so far
+        *copied[:_CHANNEL_AT], channel, *copied[_CHANNEL_AT:], 1, 0))
 
-    def row(self) -> VisitRow:
-        """The visit's current state, as a +1 row."""
-        first = self.first
-        if not self.attributes:
-            copied = _first_event_attributes(first)
-            channel = channel_of(first.referrer_source, first.referrer_medium,
-                                 first.utm_source, first.utm_medium, first.utm_campaign)
-            self.attributes = (*copied[:_CHANNEL_AT], channel, *copied[_CHANNEL_AT:])
-        return VisitRow._make((  # in the order of _STATE, checked above
-            first.site, first.visitor, self.visit_id, self.start_ms, self.duration_seconds,
-            self.pageviews, self.events, self.interactive_events, self.is_bounce,
-            self.engaged_ms, first.pathname, self.exit_page or first.pathname,
-            *self.attributes, 1, self.version))
 
-    def cancelling_row(self) -> VisitRow:
-        """The row that cancels the last +1 row (same state and version, sign -1)."""
-        assert self.last_row is not None
-        return self.last_row._replace(sign=-1)
-
-    def absorb(self, event: Event) -> None:
-        self.end_ms = max(self.end_ms, event.timestamp_ms)
-        if event.name == ENGAGEMENT:
-            self.engaged_ms += event.engaged_ms
-            return
-        self.events += 1
+def _continued_row(row: VisitRow, end_ms: int, event: Event) -> VisitRow:
+    """The next state of the visit in ``row`` once ``event`` (ending at ``end_ms``) is in."""
+    pageviews, events, interactive = row.pageviews, row.events, row.interactive_events
+    engaged_ms, exit_page = row.engaged_ms, row.exit_page
+    if event.name == ENGAGEMENT:
+        engaged_ms += event.engaged_ms
+    else:
+        events += 1
         if event.name == PAGEVIEW:
-            self.pageviews += 1
-            self.exit_page = event.pathname
+            pageviews += 1
+            exit_page = event.pathname
         elif event.interactive:
-            self.interactive_events += 1
+            interactive += 1
+    # The tracker's engagement time is better than the gap between hits when it is longer.
+    duration = max(end_ms - row.start_time_ms, engaged_ms) // 1000
+    return VisitRow._make((
+        row.site, row.visitor, row.visit, row.start_time_ms, duration, pageviews, events,
+        interactive, int(pageviews == 1 and interactive == 0), engaged_ms, row.entry_page,
+        exit_page, *row[_ATTRIBUTES_FROM:_SIGN], 1, row.version + 1))
+
+
+def _estimated_size(row: VisitRow) -> int:
+    # Characters as bytes: paths and referrers are percent-encoded ASCII; the attributes
+    # shared between visits (browser names, countries) are counted once per visit anyway.
+    texts = cast("tuple[str, ...]", row[_TEXT_FROM:_SIGN])  # every field there is a string
+    return VISIT_OVERHEAD_BYTES + sum(map(len, texts))
 
 
 def visit_id_of(site: str, visitor: int, start_ms: int) -> int:
@@ -113,16 +125,29 @@ def visit_id_of(site: str, visitor: int, start_ms: int) -> int:
 
 
 class VisitTracker:
-    """Assigns events to visits and produces the collapsing rows of the ``visits`` table."""
+    """Assigns events to visits and produces the collapsing rows of the ``visits`` table.
+
+    The cache holds at most ``max_visits`` visits and about ``max_bytes`` bytes (an
+    estimate from the visits' strings); beyond either, the least recent visits are
+    forgotten, and their visitors' next events start new visits.
+    """
 
     def __init__(self, timeout_ms: int = VISIT_TIMEOUT_MS,
-                 max_visits: int = DEFAULT_MAX_VISITS) -> None:
+                 max_visits: int = DEFAULT_MAX_VISITS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._timeout_ms = timeout_ms
         self._max_visits = max_visits
+        self._max_bytes = max_bytes
         self._visits: OrderedDict[tuple[str, int], _Visit] = OrderedDict()
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._visits)
+
+    @property
+    def estimated_bytes(self) -> int:
+        """The cache's size as its bound counts it."""
+        return self._bytes
 
     def is_active(self, site: str, visitor: int, timestamp_ms: int) -> bool:
         """True when ``visitor`` has a visit on ``site`` that an event now would continue."""
@@ -140,29 +165,36 @@ class VisitTracker:
                 # Engagement reports on a page already counted; alone it is not a visit.
                 return event, []
             return self._start(key, event)
-        cancelled = current.cancelling_row()
-        current.absorb(event)
-        current.version += 1
-        current.last_row = current.row()
+        previous = current.row
+        cancelled = VisitRow._make((*previous[:_SIGN], -1, previous.version))
+        current.end_ms = max(current.end_ms, event.timestamp_ms)
+        current.row = _continued_row(previous, current.end_ms, event)
+        if current.row.exit_page is not previous.exit_page:
+            grown = len(current.row.exit_page) - len(previous.exit_page)
+            current.size += grown
+            self._bytes += grown
         self._visits.move_to_end(key)
-        return event._replace(visit=current.visit_id), [cancelled, current.last_row]
+        return event._replace(visit=previous.visit), [cancelled, current.row]
 
     def _start(self, key: tuple[str, int], event: Event) -> tuple[Event, list[VisitRow]]:
         visit_id = visit_id_of(event.site, event.visitor, event.timestamp_ms)
-        visit = _Visit(first=event, visit_id=visit_id, start_ms=event.timestamp_ms,
-                       end_ms=event.timestamp_ms)
-        visit.absorb(event)
+        row = _opening_row(event, visit_id)
+        replaced = self._visits.pop(key, None)  # a timed-out visit of the same visitor
+        if replaced is not None:
+            self._bytes -= replaced.size
+        visit = _Visit(row, event.timestamp_ms, _estimated_size(row))
         self._visits[key] = visit
-        self._visits.move_to_end(key)
+        self._bytes += visit.size
         self._evict(event.timestamp_ms)
-        visit.last_row = visit.row()
-        return event._replace(visit=visit_id), [visit.last_row]
+        return event._replace(visit=visit_id), [row]
 
     def _evict(self, now_ms: int) -> None:
-        """Drop visits that timed out, and the least recent ones beyond the bound."""
+        """Drop visits that timed out, and the least recent ones beyond the bounds."""
         while self._visits:
             key, oldest = next(iter(self._visits.items()))
             expired = now_ms - oldest.end_ms >= self._timeout_ms
-            if not expired and len(self._visits) <= self._max_visits:
+            if not expired and len(self._visits) <= self._max_visits \
+                    and self._bytes <= self._max_bytes:
                 return
             del self._visits[key]
+            self._bytes -= oldest.size

@@ -49,14 +49,16 @@ QUEUE_STUB = ("window.collector=window.collector||function(){"
 class BackgroundServer:
     """uvicorn serving ``app`` on a free loopback port, in a thread, lifespan included."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        """``options`` go to ``uvicorn.Config`` (collector.limits.server_options, say)."""
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, proxy_headers=False, lifespan="on")
+                                access_log=False, proxy_headers=False, lifespan="on",
+                                **options)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._socket]}, daemon=True)

@@ -32,6 +32,7 @@ def serve(ctx: click.Context, host: str | None, port: str | None) -> None:
     import uvicorn  # here, so that other commands start without the web stack
 
     from collector.app import create_app
+    from collector.limits import QuietDisconnects, server_options
 
     settings = settings_from_context(ctx).with_options(host=host, port=port)
     # Claim the store, then the port, before printing anything: a busy data directory
@@ -44,11 +45,13 @@ def serve(ctx: click.Context, host: str | None, port: str | None) -> None:
         raise
     click.echo(startup_banner(settings, store.url))
     config = uvicorn.Config(
-        create_app(settings, store), host=settings.host, port=settings.port,
+        QuietDisconnects(create_app(settings, store)), host=settings.host, port=settings.port,
         # The collector resolves client addresses itself (COLLECTOR_TRUSTED_PROXIES):
         # uvicorn must not believe X-Forwarded-For, and its access log prints IPs.
         proxy_headers=False, access_log=False, log_config=uvicorn_log_config(),
         server_header=False, lifespan="on",
+        # Head size, header and body deadlines, keep-alive, connection cap (collector.limits).
+        **server_options(settings),
     )
     try:
         uvicorn.Server(config).run(sockets=[listener])
