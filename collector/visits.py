@@ -28,6 +28,7 @@ from typing import cast, get_type_hints
 
 from collector.channels import channel_of
 from collector.event import VISIT_COLUMNS, Event, VisitRow
+from collector.ingest import MAX_ENGAGEMENT_MS
 from collector.schema import VISIT_ATTRIBUTES
 
 __all__ = ["VISIT_COLUMNS", "VisitTracker", "visit_id_of"]
@@ -95,7 +96,10 @@ def _continued_row(row: VisitRow, end_ms: int, event: Event) -> VisitRow:
     pageviews, events, interactive = row.pageviews, row.events, row.interactive_events
     engaged_ms, exit_page = row.engaged_ms, row.exit_page
     if event.name == ENGAGEMENT:
-        engaged_ms += event.engaged_ms
+        # Saturating: time on the visit's pages outgrows its span by one report at most,
+        # and never wraps the UInt32 column.
+        engaged_ms = min(engaged_ms + event.engaged_ms,
+                         end_ms - row.start_time_ms + MAX_ENGAGEMENT_MS, 2**32 - 1)
     else:
         events += 1
         if event.name == PAGEVIEW:
