@@ -153,7 +153,7 @@ def _start(app: Starlette, settings: Settings, store: Store,
         logger.warning("no site configured: accepting events for every domain (dev mode); "
                        "add sites with `collector sites add DOMAIN` or COLLECTOR_SITES")
     salts = SaltKeeper(store, clock)
-    salts.rotate()
+    salts.refresh()  # today's salt (and tomorrow's, late in the day) before the first event
     geo = GeoLookup(settings.geoip_path, settings.asn_db, settings.geo_city)
     logger.info(geo.describe())
     spam_list = ReloadingFile(settings.spam_list_path, SpamList.from_file,
