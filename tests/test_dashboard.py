@@ -269,3 +269,13 @@ def test_property_keys_are_listed_and_rare_ones_left_out_for_share_links(
     wrong = client.post("/api/v2/properties", json={**body, "metrics": ["x"]},
                         headers={"Authorization": f"Bearer {key}"})
     assert wrong.status_code == 400 and wrong.json()["field"] == "metrics"
+
+
+def test_guessing_keys_at_sign_in_or_share_links_is_limited(store: Store,
+                                                           engine_url: str) -> None:
+    with running_app(store, engine_url) as fresh:  # its own failure counts
+        statuses = [sign_in(fresh, f"ck_guess{n}_secret").status_code for n in range(40)]
+        assert statuses[0] == 401 and statuses[-1] == 429
+        refused = sign_in(fresh, "ck_more_guesses")
+        assert refused.status_code == 429 and "Retry-After" in refused.headers
+        assert fresh.get("/share/cs_nothing_here").status_code == 429

@@ -24,10 +24,10 @@ from collector.dashboard.sessions import (
     sign_in,
     without_site,
 )
-from collector.errors import ClientError
+from collector.errors import ClientError, TooManyRequests
 from collector.operations.compliance import geo_database_statement
 from collector.privacy.client_ip import ClientAddressResolver
-from collector.reports.auth import SHARE, check_token, find_key
+from collector.reports.auth import SHARE, find_key
 from collector.reports.service import Reports
 from collector.sites import domain_of
 
@@ -63,12 +63,18 @@ async def _sign_in(request: Request) -> Response:
     check_same_origin(request)
     form = await _form(request)
     try:
+        # Failed keys count against the client, as on the API: no guessing here either.
+        await request.app.state.rate_limits.checked_token(request, _reports(request).store,
+                                                          form.get("key", "").strip())
         grant, cookie = await run_in_threadpool(
             sign_in, _reports(request).store, form.get("key", ""),
             request.cookies.get(COOKIE_NAME))
     except ClientError as error:
-        return _html(sign_in_page(error.reason, _safe_next(form.get("next", ""))),
+        page = _html(sign_in_page(error.reason, _safe_next(form.get("next", ""))),
                      error.status_code)
+        if isinstance(error, TooManyRequests):
+            page.headers["Retry-After"] = str(error.retry_after)
+        return page
     target = _safe_next(form.get("next", "")) or f"/dashboard/{quote(grant.site)}"
     if not target.startswith(f"/dashboard/{quote(grant.site)}"):
         target = f"/dashboard/{quote(grant.site)}"
@@ -110,7 +116,9 @@ async def _share(request: Request) -> Response:
     token = request.path_params["token"]
     reports = _reports(request)
     try:
-        grant = await run_in_threadpool(check_token, reports.store, token)
+        grant = await request.app.state.rate_limits.checked_token(request, reports.store, token)
+    except TooManyRequests:
+        raise
     except ClientError:
         grant = None
     if grant is None or grant.kind != SHARE:
