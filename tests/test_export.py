@@ -329,6 +329,8 @@ def test_csv_cells_a_spreadsheet_would_run_get_a_quote(store: Store, tmp_path: P
     ({"format": "xlsx"}, "format"),
     ({"from_date": "yesterday"}, "from"),
     ({"to_date": day(-5).isoformat()}, "to"),
+    ({"to_date": "9999-12-31"}, "to"),  # once an OverflowError: the day after it
+    ({"from_date": "1969-12-31"}, "from"),
     ({"site": "not a domain"}, "site"),
 ])
 def test_export_mistakes_name_their_field(store: Store, params: dict[str, Any],

@@ -37,7 +37,7 @@ from collector.operations import OperationContext, operation
 from collector.operations.audit import record_removal
 from collector.operations.removal import Removal, plan_removal, remove_all
 from collector.operations.retention import forget_override
-from collector.reports.dates import iso_day
+from collector.reports.dates import report_day
 from collector.sites import normalize_domain
 from collector.storage import Store
 from collector.storage.rollups import ROLLUP_TABLES, view_selects
@@ -231,4 +231,4 @@ def _audited(removals: list[Removal]) -> dict[str, dict[str, int]]:
 
 
 def _day(text: str | None, field: str) -> date | None:
-    return None if text is None else iso_day(text, field)
+    return None if text is None else report_day(text, field)

@@ -45,7 +45,7 @@ from collector.operations.export_files import (
     read_export,
 )
 from collector.reports.builder import SiteContext
-from collector.reports.dates import MAX_RANGE_DAYS, DateRange, iso_day, local_midnight
+from collector.reports.dates import MAX_RANGE_DAYS, DateRange, local_midnight, report_day
 from collector.reports.query import run_report
 from collector.reports.request import MAX_LIMIT, QuerySpec
 from collector.reports.sampling import Sampler
@@ -175,7 +175,7 @@ def _scope(context: OperationContext, site: str, from_date: str, to_date: str,
         raise InvalidField(f"unknown format {format_name!r} (use {', '.join(FORMATS)})",
                            "format")
     domain = domain_of(site, "site")
-    first, last = iso_day(from_date, "from"), iso_day(to_date, "to")
+    first, last = report_day(from_date, "from"), report_day(to_date, "to")
     if last < first:
         raise InvalidField("the end date is before the start date", "to")
     timezone = _timezone(context, domain)

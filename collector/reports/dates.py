@@ -52,8 +52,8 @@ def resolve(value: str | tuple[str, str], timezone_name: str, now: datetime,
     """The UTC interval of a ``date_range`` value, with days in ``timezone_name``."""
     today = now.astimezone(zone(timezone_name)).date()
     if isinstance(value, tuple):
-        return days_range(_report_day(value[0], "date_range[0]"),
-                          _report_day(value[1], "date_range[1]"), timezone_name)
+        return days_range(report_day(value[0], "date_range[0]"),
+                          report_day(value[1], "date_range[1]"), timezone_name)
     if value == "day":
         return days_range(today, today, timezone_name)
     if value == "24h":
@@ -131,7 +131,8 @@ def iso_day(text: str, field: str) -> date:
         raise InvalidField(f"{field} {text!r} is not a date (YYYY-MM-DD)", field) from None
 
 
-def _report_day(text: str, field: str) -> date:
+def report_day(text: str, field: str) -> date:
+    """``text`` as a date the store can hold a day either side of (reports, export, erase)."""
     day = iso_day(text, field)
     if not FIRST_REPORT_DAY <= day <= LAST_REPORT_DAY:
         raise InvalidField(f"{field} {text!r} is outside {FIRST_REPORT_DAY} to "
