@@ -96,6 +96,10 @@ class _StateCollector:
         yield _labelled("collector_rate_limited",
                         "Requests refused with 429, by limit (client, site, auth).", "limit",
                         state.rate_limits.refused())
+        yield _labelled("collector_connections_refused",
+                        "Requests the connection limits refused before the app saw them "
+                        "(header too large: 431, header or body too slow: 408), by reason.",
+                        "reason", dict(getattr(state, "connection_refusals", {})))
         yield GaugeMetricFamily("collector_buffer_rows",
                                 "Rows accepted and not yet written to the store.",
                                 value=writer.buffered_rows)

@@ -10,6 +10,7 @@ import select
 import selectors
 import socket
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -257,6 +258,10 @@ def test_collector_serve_applies_the_limits(tmp_path: Path,
         with connect(port) as connection:
             connection.sendall(request_bytes(user_agent=CHROME_UA + " " + "x" * 5000))
             assert status_of(until_closed(connection, SLACK)) == 431
+        # The app never saw that request; /metrics counts it all the same.
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert 'collector_connections_refused_total{reason="header-too-large"} 1.0' in \
+            metrics.read().decode()
         with connect(port) as idle:
             assert until_closed(idle, 1 + SLACK) == b""
         with connect(port) as connection:

@@ -44,14 +44,18 @@ def serve(ctx: click.Context, host: str | None, port: str | None) -> None:
         store.close()
         raise
     click.echo(startup_banner(settings, store.url))
+    options = server_options(settings)
+    app = create_app(settings, store)
+    # Requests the connection limits refused never reach the app: /metrics reads them here.
+    app.state.connection_refusals = options["http"].refusals
     config = uvicorn.Config(
-        QuietDisconnects(create_app(settings, store)), host=settings.host, port=settings.port,
+        QuietDisconnects(app), host=settings.host, port=settings.port,
         # The collector resolves client addresses itself (COLLECTOR_TRUSTED_PROXIES):
         # uvicorn must not believe X-Forwarded-For, and its access log prints IPs.
         proxy_headers=False, access_log=False, log_config=uvicorn_log_config(),
         server_header=False, lifespan="on",
         # Head size, header and body deadlines, keep-alive, connection cap (collector.limits).
-        **server_options(settings),
+        **options,
     )
     try:
         uvicorn.Server(config).run(sockets=[listener])
