@@ -23,10 +23,8 @@ _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg
 
 @dataclass(frozen=True)
 class StaticFile:
-    name: str
     asset: Asset
     media_type: str
-
 
 
 def _load() -> dict[str, StaticFile]:
@@ -35,8 +33,7 @@ def _load() -> dict[str, StaticFile]:
     for entry in sorted(folder.iterdir(), key=lambda entry: entry.name):
         suffix = "." + entry.name.rsplit(".", 1)[-1]
         if suffix in _MEDIA_TYPES:
-            files[entry.name] = StaticFile(entry.name, Asset(entry.read_bytes()),
-                                           _MEDIA_TYPES[suffix])
+            files[entry.name] = StaticFile(Asset(entry.read_bytes()), _MEDIA_TYPES[suffix])
     return files
 
 

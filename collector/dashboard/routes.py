@@ -64,11 +64,10 @@ async def _sign_in(request: Request) -> Response:
     form = await _form(request)
     try:
         # Failed keys count against the client, as on the API: no guessing here either.
-        await request.app.state.rate_limits.checked_token(request, _reports(request).store,
-                                                          form.get("key", "").strip())
-        grant, cookie = await run_in_threadpool(
-            sign_in, _reports(request).store, form.get("key", ""),
-            request.cookies.get(COOKIE_NAME))
+        grant = await request.app.state.rate_limits.checked_token(
+            request, _reports(request).store, form.get("key", "").strip())
+        cookie = await run_in_threadpool(sign_in, _reports(request).store, grant,
+                                         request.cookies.get(COOKIE_NAME))
     except ClientError as error:
         page = _html(sign_in_page(error.reason, _safe_next(form.get("next", ""))),
                      error.status_code)

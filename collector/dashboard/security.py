@@ -39,11 +39,11 @@ def page_headers(embed_origins: Sequence[str] = ()) -> dict[str, str]:
 def check_same_origin(request: Request) -> None:
     """Refuse a form posted from another site (sign-in and sign-out change the cookie)."""
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
+    if origin == "null":
+        raise Forbidden("the form was posted from an opaque origin", "origin")
+    if origin is None:
         # Browsers send Origin with every cross-site POST; its absence means same-site
         # (or a non-browser client, which has no cookie to abuse).
-        if origin == "null":
-            raise Forbidden("the form was posted from an opaque origin", "origin")
         return
     host = request.headers.get("host", "")
     if urlsplit(origin).netloc != host:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from collector.errors import Forbidden, Unauthorized
-from collector.reports.auth import API_KEY, Grant, check_token, key_id_of, stored_key
+from collector.reports.auth import API_KEY, Grant, stored_key
 from collector.storage import Store
 
 COOKIE_NAME = "collector_session"
@@ -37,51 +38,59 @@ class SessionEntry:
         return f"{self.key_id}.{self.expires}.{self.mac}"
 
 
-def sign_in(store: Store, token: str, cookie: str | None,
-            now: float | None = None) -> tuple[Grant, str]:
-    """Check an API key; the grant and the cookie value with this key's entry added.
+def sign_in(store: Store, grant: Grant, cookie: str | None,
+            now: float | None = None) -> str:
+    """The cookie value with an entry for ``grant`` (a checked token's) added.
 
     Share tokens do not sign in: they open ``/share/<token>`` and nothing else.
     """
-    grant = check_token(store, token.strip())
     if grant.kind != API_KEY:
         raise Unauthorized("a share token opens its own link (/share/<token>); "
                            "sign in with an API key (ck_...)", "key")
     expires = int(now if now is not None else time.time()) + SESSION_SECONDS
-    entry = SessionEntry(grant.key_id, expires, _mac(_digest_of(store, grant.key_id), grant.key_id,
-                                                     expires))
-    kept = [item for item in _entries(cookie) if item.key_id != key_id_of(token.strip())]
-    return grant, _encode([*kept, entry][-MAX_SITES:])
+    entry = SessionEntry(grant.key_id, expires, _mac(_digest_of(store, grant.key_id),
+                                                     grant.key_id, expires))
+    kept = [item for item in _entries(cookie) if item.key_id != grant.key_id]
+    return _encode([*kept, entry][-MAX_SITES:])
 
 
 def session_grants(store: Store, cookie: str | None, now: float | None = None) -> list[Grant]:
     """The grants of the cookie's valid entries (unexpired, key unrevoked), one per site."""
-    moment = now if now is not None else time.time()
     grants: dict[str, Grant] = {}
+    for grant in _valid_grants(store, cookie, now):
+        grants[grant.site] = grant
+    return list(grants.values())
+
+
+def session_grant(store: Store, cookie: str | None, site: str) -> Grant:
+    """The session's grant for ``site``: 401 without a valid session, 403 for another site."""
+    signed_in = False
+    # Entries are checked one by one (a store read each): stop at the site's.
+    for grant in _valid_grants(store, cookie):
+        if grant.site == site:
+            return grant
+        signed_in = True
+    if signed_in:
+        raise Forbidden("this session gives no access to that site; sign in with its key",
+                        "site_id")
+    raise Unauthorized("sign in at /login, or send Authorization: Bearer <key>",
+                       "authorization")
+
+
+def _valid_grants(store: Store, cookie: str | None,
+                  now: float | None = None) -> Iterator[Grant]:
+    """The grant of each cookie entry that is unexpired, of an unrevoked API key, and whose
+    MAC is right, in the cookie's order."""
+    moment = now if now is not None else time.time()
     for entry in _entries(cookie):
         if entry.expires < moment:
             continue
         found = stored_key(store, entry.key_id)
         if found is None or found[0].revoked or found[0].kind != API_KEY:
             continue
-        expected = _mac(found[1], entry.key_id, entry.expires)
         # Constant-time: timing must not reveal how much of a MAC matched.
-        if hmac.compare_digest(expected, entry.mac):
-            grants[found[0].site] = Grant(found[0].key_id, found[0].site, found[0].kind)
-    return list(grants.values())
-
-
-def session_grant(store: Store, cookie: str | None, site: str) -> Grant:
-    """The session's grant for ``site``: 401 without a valid session, 403 for another site."""
-    grants = session_grants(store, cookie)
-    for grant in grants:
-        if grant.site == site:
-            return grant
-    if grants:
-        raise Forbidden("this session gives no access to that site; sign in with its key",
-                        "site_id")
-    raise Unauthorized("sign in at /login, or send Authorization: Bearer <key>",
-                       "authorization")
+        if hmac.compare_digest(_mac(found[1], entry.key_id, entry.expires), entry.mac):
+            yield Grant(found[0].key_id, found[0].site, found[0].kind)
 
 
 def without_site(store: Store, cookie: str | None, site: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from collector.reports.builder import SiteContext
 from collector.reports.dates import DateRange
+from collector.reports.dimensions import moment_sql
 from collector.storage import Store
 
 MAX_KEYS = 100
@@ -20,8 +21,9 @@ def property_keys(store: Store, context: SiteContext, period: DateRange) -> list
     """``[{"key": ..., "visitors": n}, ...]``, most visitors first, at most ``MAX_KEYS``."""
     rows = store.rows(
         "SELECT key, uniqExact(visitor) AS visitors FROM events ARRAY JOIN prop_keys AS key "
-        "WHERE site = {site:String} AND timestamp >= toDateTime64({start:UInt32}, 3, 'UTC') "
-        "AND timestamp < toDateTime64({end:UInt32}, 3, 'UTC') AND name != 'engagement' "
+        "WHERE site = {site:String} "
+        f"AND timestamp >= {moment_sql('timestamp', '{start:UInt32}')} "
+        f"AND timestamp < {moment_sql('timestamp', '{end:UInt32}')} AND name != 'engagement' "
         "GROUP BY key HAVING visitors >= {k:UInt32} ORDER BY visitors DESC, key "
         "LIMIT {limit:UInt32}",
         {"site": context.site, "start": int(period.start.timestamp()),

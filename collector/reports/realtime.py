@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from collector.reports.dimensions import moment_sql
 from collector.storage import Store
 
 REALTIME_SECONDS = 5 * 60
@@ -16,7 +17,7 @@ def realtime_visitors(store: Store, site: str, now: datetime) -> int:
     until = int(now.timestamp()) + 1
     rows = store.rows(
         "SELECT uniq(visitor) FROM events WHERE site = {site:String} "
-        "AND timestamp >= toDateTime64({since:UInt32}, 3, 'UTC') "
-        "AND timestamp < toDateTime64({until:UInt32}, 3, 'UTC') AND name != 'engagement'",
+        f"AND timestamp >= {moment_sql('timestamp', '{since:UInt32}')} "
+        f"AND timestamp < {moment_sql('timestamp', '{until:UInt32}')} AND name != 'engagement'",
         {"site": site, "since": until - REALTIME_SECONDS, "until": until})
     return int(rows[0][0])
