@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from collector.enrich.referrers import ReferrerClass, classify_referrer, classify_tagged_source
+from collector.enrich.referrers import (
+    DIRECT,
+    ReferrerClass,
+    classify_referrer,
+    classify_tagged_source,
+)
 from collector.privacy import CleanPage, PageUrlCleaner, clean_referrer
 from collector.settings import Settings
-
-# The tags that may name a source when there is no referrer, the first present wins.
-SOURCE_TAGS = ("ref", "source", "utm_source")
 
 
 class Arrival(NamedTuple):
@@ -35,7 +37,7 @@ class Arrival(NamedTuple):
         tag = self.page.tags.get  # one literal, no comprehension: this runs per event
         return {"hostname": self.page.hostname, "pathname": self.page.pathname,
                 "referrer": self.referrer, "referrer_source": self.source.source,
-                "referrer_medium": self.source.medium, "utm_source": tag("utm_source", ""),
+                "referrer_medium": self.source.medium, "utm_source": tagged_source(self.page),
                 "utm_medium": tag("utm_medium", ""), "utm_campaign": tag("utm_campaign", ""),
                 "utm_term": tag("utm_term", ""), "utm_content": tag("utm_content", "")}
 
@@ -53,15 +55,27 @@ class ArrivalReader:
         return cls(settings.query_allowlist, settings.scrub_paths, settings.max_path_length)
 
     def read(self, url: str, referrer: str | None, hash_mode: bool = False) -> Arrival:
-        """The arrival of an event; raises InvalidField when ``url`` is no http(s) URL."""
+        """The arrival of an event; raises InvalidField when ``url`` is unparsable or data:."""
         page = self._pages.clean(url, hash_mode)
         cleaned_referrer = clean_referrer(referrer, page.hostname, self._max_path_length)
-        source = classify_referrer(_host_of(cleaned_referrer))
-        if not source.source:  # no referrer: a campaign tag may name the source
-            tags = page.tags
-            source = classify_tagged_source(next(
-                (tags[tag] for tag in SOURCE_TAGS if tags.get(tag)), ""))
+        referred = classify_referrer(_host_of(cleaned_referrer))
+        tag = tagged_source(page)
+        if not tag:
+            return Arrival(page, cleaned_referrer, referred)
+        source = classify_tagged_source(tag)
+        if source.medium == DIRECT and referred.source:  # an unknown tag on a referred visit
+            source = ReferrerClass(source.source, referred.medium)
         return Arrival(page, cleaned_referrer, source)
+
+
+def tagged_source(page: CleanPage) -> str:
+    """The source a campaign tag names (stored as ``utm_source``, as Plausible does), or "".
+
+    The first of ``utm_source``, ``source`` and ``ref`` wins, and over any referrer, as in
+    Plausible: a tagged link says where it was shared, a referrer only which page linked.
+    """
+    tags = page.tags
+    return tags.get("utm_source") or tags.get("source") or tags.get("ref") or ""
 
 
 def _host_of(referrer: str) -> str:

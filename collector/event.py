@@ -48,6 +48,8 @@ class Event(NamedTuple):
     interactive: int  # 1 unless the tracker marked the event non-interactive
     scroll_depth: int
     engaged_ms: int
+    revenue_amount: int = 0  # millionths of the currency unit
+    revenue_currency: str = ""  # ISO 4217, "" for an event without revenue
 
 
 class VisitRow(NamedTuple):

@@ -23,7 +23,7 @@ from collector.enrich import (
     screen_class,
 )
 from collector.event import Event
-from collector.ingest import IncomingEvent
+from collector.ingest import IncomingEvent, props_with_path
 from collector.privacy import (
     ClientAddressResolver,
     SaltKeeper,
@@ -113,6 +113,7 @@ class Pipeline:
         language = primary_language(headers.get("accept-language"))
         screen = screen_class(incoming.screen_width)
         from_urls = arrival.event_fields()
+        prop_keys, prop_values = props_with_path(incoming, arrival.page.pathname)
         return [
             Event(
                 site=site.domain, timestamp_ms=now_ms, name=incoming.name,
@@ -122,9 +123,10 @@ class Pipeline:
                 os_version=agent.os_version, device=agent.device, screen=screen,
                 language=language, country=location.country, region=location.region,
                 city=location.city, isp=location.isp,
-                prop_keys=incoming.prop_keys, prop_values=incoming.prop_values,
+                prop_keys=prop_keys, prop_values=prop_values,
                 interactive=int(incoming.interactive), scroll_depth=incoming.scroll_depth,
-                engaged_ms=incoming.engaged_ms,
+                engaged_ms=incoming.engaged_ms, revenue_amount=incoming.revenue_amount,
+                revenue_currency=incoming.revenue_currency,
             )
             for site in sites
         ]

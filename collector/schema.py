@@ -103,6 +103,9 @@ EVENTS_TABLE: tuple[Column, ...] = (
     Column("interactive", "UInt8", "event"),
     Column("scroll_depth", "UInt8", "event"),
     Column("engaged_ms", "UInt32", "event", T64_ZSTD),
+    # An event's revenue (Events API ``$``), in millionths of its currency: exact sums.
+    Column("revenue_amount", "Int64", "event"),
+    Column("revenue_currency", LOW_CARDINALITY, "event"),  # ISO 4217; "" without revenue
 )
 
 VISITS_TABLE: tuple[Column, ...] = (

@@ -54,9 +54,10 @@ def make_event(timestamp_ms: int, visitor: int, page: str = "/", name: str = "pa
                  **arrival.event_fields(), **{**CLIENT, **client})
 
 
-def store_events(store: Store, events: Iterable[Event],
-                 tracker: VisitTracker | None = None) -> list[Event]:
-    """Track ``events`` (in time order) into visits and insert both tables like the writer."""
+def store_events(store: Store, events: Iterable[Event], tracker: VisitTracker | None = None,
+                 event_columns: tuple[str, ...] = EVENT_COLUMNS) -> list[Event]:
+    """Track ``events`` (in time order) into visits and insert both tables like the writer
+    (only ``event_columns`` of events: a store migrated part of the way has fewer)."""
     tracker = tracker or VisitTracker()
     tracked: list[Event] = []
     visit_rows: list[tuple[object, ...]] = []
@@ -65,7 +66,9 @@ def store_events(store: Store, events: Iterable[Event],
         tracked.append(with_visit)
         visit_rows.extend(rows)
     if tracked:
-        store.insert_columns("events", EVENT_COLUMNS, list(zip(*tracked)))
+        columns = [values for name, values in zip(EVENT_COLUMNS, zip(*tracked))
+                   if name in event_columns]
+        store.insert_columns("events", event_columns, columns)
     if visit_rows:
         store.insert_columns("visits", VISIT_COLUMNS, list(zip(*visit_rows)))
     return tracked

@@ -35,9 +35,11 @@ ARRIVALS = [
                                                 "AI Assistants")),
     ((PAGE + "?ref=Perplexity", None), ("", "Perplexity", "ai-assistant", "AI Assistants")),
     ((PAGE + "?source=www.claude.ai", None), ("", "Claude", "ai-assistant", "AI Assistants")),
-    # The referrer wins over a tag that names another source.
+    # A tag wins over the referrer, as in Plausible; an unknown tag keeps the referrer's class.
     ((PAGE + "?utm_source=chatgpt.com", "https://news.ycombinator.com/item?id=1"),
-     ("news.ycombinator.com/item", "Hacker News", "social", "Organic Social")),
+     ("news.ycombinator.com/item", "ChatGPT", "ai-assistant", "AI Assistants")),
+    ((PAGE + "?ref=betalist", "https://betalist.com/p"),
+     ("betalist.com/p", "betalist", "referral", "Referral")),
     ((PAGE + "?utm_source=notchatgpt.com", None), ("", "notchatgpt.com", "direct",
                                                    "Referral")),
     ((PAGE + "?ref=producthunt", None), ("", "producthunt", "direct", "Referral")),

@@ -61,12 +61,28 @@ def test_scrubbing_can_be_switched_off() -> None:
     assert cleaner.clean("https://e.com/orders/12345678").pathname == "/orders/12345678"
 
 
-@pytest.mark.parametrize("url", ["example.com/page", "javascript:alert(1)", "ftp://e.com/x",
-                                 "https://", "http://[::1/"])
+@pytest.mark.parametrize("url", ["data:text/html,<p>hi</p>", "http://[::1/"])
 def test_not_a_page_url(url: str) -> None:
     with pytest.raises(InvalidField) as caught:
         CLEANER.clean(url)
     assert caught.value.field == "url"
+
+
+@pytest.mark.parametrize(("url", "host", "path"), [
+    ("app://localhost/login?utm_source=x", "localhost", "/login"),
+    ("chrome-extension://abcdef/popup.html", "abcdef", "/popup.html"),
+    ("ftp://e.com/x", "e.com", "/x"),
+    ("about:config", "(none)", "config"),
+    ("example.com/page", "(none)", "example.com/page"),
+    ("https://", "(none)", "/"),
+    ("https://e.com/path ", "e.com", "/path"),
+    # A local path names the computer's user: only the file name is kept.
+    ("file:///Users/jane/Sites/index.html", "(none)", "/index.html"),
+])
+def test_any_other_scheme_is_a_page_as_plausible_takes_it(url: str, host: str,
+                                                           path: str) -> None:
+    page = CLEANER.clean(url)
+    assert (page.hostname, page.pathname) == (host, path)
 
 
 @pytest.mark.parametrize(("referrer", "expected"), [

@@ -84,6 +84,8 @@ def _groups(settings: Settings, geo_database: Path | None) -> list[dict[str, Any
                "timestamp", "start_time", "duration", "engaged_ms", "scroll_depth"),
         _group("event", "event names, and the properties a site sends with custom events",
                "name", "prop_keys", "prop_values", "interactive"),
+        _group("revenue", "the amount and currency a site sends with a custom event "
+                          "(a purchase)", "revenue_amount", "revenue_currency"),
         _group("visit", "counts per visit: pageviews, events, whether it bounced",
                "pageviews", "events", "interactive_events", "is_bounce"),
         _group("visitor", "a visitor hash that changes every day, and a visit number",

@@ -62,7 +62,8 @@ def _value_type(column: Column) -> Any:
         # msgspec itself refuses integers past 64 bits, and takes no bound beyond them.
         return Annotated[int, msgspec.Meta(ge=0, lt=2 ** bits) if bits < 64
                          else msgspec.Meta(ge=0)]
-    return Annotated[int, msgspec.Meta(ge=-(2 ** (bits - 1)), lt=2 ** (bits - 1))]
+    # le, not lt: msgspec takes only bounds that are themselves 64-bit integers (Int64).
+    return Annotated[int, msgspec.Meta(ge=-(2 ** (bits - 1)), le=2 ** (bits - 1) - 1)]
 
 
 # One row of each table as import reads it: the declared columns, no other field.

@@ -25,6 +25,9 @@ HEX = re.compile(r"^[0-9a-fA-F]{16,}$")
 _PLAIN_PATH = re.compile(r"^[a-z/._-]*$")
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 MAX_TAG_LENGTH = 256
+# The hostname of a page address without a host (file:, about:, a bare path), as Plausible
+# stores it; any other scheme (app://, chrome-extension://) keeps its host.
+NO_HOST = "(none)"
 
 
 class CleanPage(NamedTuple):
@@ -42,7 +45,8 @@ class PageUrlCleaner:
         self.clean = lru_cache(maxsize=16384)(self._clean)  # type: ignore[method-assign]
 
     def clean(self, url: str, hash_mode: bool = False) -> CleanPage:
-        """Host without ``www.`` and scrubbed path; raises InvalidField for a non-URL."""
+        """Host without ``www.`` (or ``(none)``) and scrubbed path; raises InvalidField for
+        an unparsable URL or a ``data:`` one."""
         return self._clean(url, hash_mode)
 
     def _clean(self, url: str, hash_mode: bool = False) -> CleanPage:
@@ -50,13 +54,18 @@ class PageUrlCleaner:
             parts = urlsplit(url)
         except ValueError:
             raise InvalidField("not a valid URL", "url") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidField("must be an absolute http(s) URL", "url")
-        path = parts.path or "/"
+        if parts.scheme == "data":  # a whole document, not an address (Plausible refuses it)
+            raise InvalidField("the data: scheme is not allowed", "url")
+        path = parts.path.rstrip() or "/"
+        if parts.scheme == "file":
+            # Promise: no personal data in paths. A local path names the computer's user
+            # (/Users/jane/...): only the file name is kept.
+            path = "/" + path.rsplit("/", 1)[-1]
         if hash_mode and parts.fragment:
             path = f"{path}#{parts.fragment}"
         tags = self._allowed_tags(parts.query) if parts.query else {}
-        return CleanPage(normalize_host(parts.hostname), self.clean_path(path), tags)
+        host = normalize_host(parts.hostname) if parts.hostname else NO_HOST
+        return CleanPage(host, self.clean_path(path), tags)
 
     def clean_path(self, path: str) -> str:
         if "%" in path:

@@ -269,6 +269,7 @@ EVENT_EXPRESSIONS = {
     "pathname": "if(k < pageviews, pages[k + 1], pages[-1])",
     "prop_keys": "if(k < pageviews, [], ['plan'])", "prop_values": "if(k < pageviews, [], ['pro'])",
     "interactive": "1", "scroll_depth": "0", "engaged_ms": "0",
+    "revenue_amount": "0", "revenue_currency": "''",
 }
 
 
