@@ -120,7 +120,7 @@ _SPA_PAGE = """<!doctype html>
 <script>{stub}</script>
 <script>collector("Queued Signup", {{props: {{plan: "pro"}}}});</script>
 <script defer data-domain="{site}" data-include-localhost data-allow-automation
-  data-outbound data-downloads{flags} src="{collector}/js/script.js"></script>
+  data-outbound data-downloads{flags} src="{collector}/js/script.file-downloads.js"></script>
 </head><body>
 <nav>
   <a data-route href="/">Home</a>

@@ -1,4 +1,5 @@
-"""Serving ``/js/script.js``: built once at import, gzipped once, cached for a day.
+"""Serving ``/js/script.js`` and its variants under Plausible's names
+(``/js/plausible.hash.js``...): each built once, gzipped once, cached for a day.
 
 The ETag is a hash of the served bytes, so a new release changes it and
 browsers that revalidate get the new script; the gzipped variant carries its
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from functools import cache
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from collector.tracker.build import build
+from collector.tracker.variants import features_of
 
 MEDIA_TYPE = "application/javascript"
 CACHE_CONTROL = "public, max-age=86400"
@@ -31,8 +34,19 @@ class Asset:
 SCRIPT = Asset(build())
 
 
+# One entry per set of features: every name asking for the same set shares it, so no
+# request can grow the cache past the 2**10 sets there are.
+@cache
+def variant(features: frozenset[str]) -> Asset:
+    return SCRIPT if not features else Asset(build(features))
+
+
 async def script_endpoint(request: Request) -> Response:
-    return asset_response(SCRIPT, request)
+    """``/js/script.js``, or ``/js/{name}`` for a variant; a name Plausible never served: 404."""
+    features = features_of(request.path_params.get("name", "script.js"))
+    if features is None:
+        return PlainTextResponse("Not Found", status_code=404)
+    return asset_response(variant(features), request)
 
 
 def asset_response(asset: Asset, request: Request, media_type: str = MEDIA_TYPE,

@@ -9,11 +9,17 @@ rules in the header of ``script.js``: every statement ends with a semicolon
 (no automatic semicolon insertion), plain ES5 (no shorthand properties, no
 template literals, no ``let``/``const``/arrows).
 
-``python -m collector.tracker.build`` prints the minified script and its sizes.
+Before minifying, ``variants.select`` keeps the lines of the features a variant
+asks for (``script.hash.js`` keeps those of ``hash``).
+
+``python -m collector.tracker.build [script.<features>.js]`` prints the minified
+script (the default one without a name) and its sizes; ``--compare FILE`` measures
+other scripts the same way (Plausible's own, say).
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import itertools
 import string
@@ -21,6 +27,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
+
+from collector.tracker.variants import features_of, select
 
 SOURCE = Path(__file__).with_name("script.js")
 _WORD = frozenset(string.ascii_letters + string.digits + "_$")
@@ -219,19 +227,36 @@ def _end_of_regex(source: str, start: int) -> int:
     raise ValueError(f"unterminated regular expression at offset {start}")
 
 
-def build(source_path: Path = SOURCE) -> bytes:
-    """The bytes served at ``/js/script.js``."""
-    return (minify(source_path.read_text(encoding="utf-8")) + "\n").encode("utf-8")
+def build(features: frozenset[str] = frozenset(), source_path: Path = SOURCE) -> bytes:
+    """The bytes served for the variant with ``features`` (none: ``/js/script.js``)."""
+    source = select(source_path.read_text(encoding="utf-8"), features)
+    return (minify(source) + "\n").encode("utf-8")
 
 
 def gzipped_size(data: bytes) -> int:
     return len(gzip.compress(data, compresslevel=9, mtime=0))
 
 
-def main() -> None:
-    built = build()
+def main(arguments: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m collector.tracker.build",
+                                     description="Print a tracker variant and its sizes.")
+    parser.add_argument("name", nargs="?", default="script.js",
+                        help="the variant's file name, e.g. script.hash.outbound-links.js")
+    parser.add_argument("--compare", type=Path, action="append", default=[], metavar="FILE",
+                        help="also measure FILE (repeatable)")
+    options = parser.parse_args(arguments)
+    features = features_of(options.name)
+    if features is None:
+        parser.error(f"{options.name} names no script variant")
+    built = build(features)
     sys.stdout.write(built.decode("utf-8"))
-    sys.stderr.write(f"{len(built)} bytes, {gzipped_size(built)} bytes gzipped (level 9)\n")
+    sys.stderr.write(f"{options.name}: {_sizes(built)}\n")
+    for other in options.compare:
+        sys.stderr.write(f"{other}: {_sizes(other.read_bytes())}\n")
+
+
+def _sizes(data: bytes) -> str:
+    return f"{len(data)} bytes, {gzipped_size(data)} bytes gzipped (level 9)"
 
 
 if __name__ == "__main__":
