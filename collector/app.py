@@ -12,7 +12,8 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -25,7 +26,7 @@ from collector.dashboard.routes import dashboard_routes
 from collector.drops import DROPS_COLUMNS, DROPS_TABLE, DropCounter
 from collector.enrich import GeoLookup, SpamList
 from collector.enrich.useragent import warm_up
-from collector.errors import ClientError, OverloadedError, TooManyRequests
+from collector.errors import ClientError, OverloadedError, QueryLimitExceeded, TooManyRequests
 from collector.event import EVENT_COLUMNS
 from collector.logs import AccessLogMiddleware, log_access
 from collector.maintenance import Maintenance
@@ -38,14 +39,22 @@ from collector.privacy import SaltKeeper
 from collector.ratelimit import RateLimits, too_many_requests
 from collector.recording import Recorder
 from collector.reloading import ReloadingFile
-from collector.reports.api import report_routes
+from collector.reports.api import report_limit_exceeded, report_routes
 from collector.reports.sampling import DEFAULT_SAMPLING, SamplingPolicy
 from collector.reports.service import Reports
+from collector.reports.v1 import stats_v1_routes
 from collector.settings import Settings
 from collector.sites import SiteRegistry
-from collector.storage import Store, migrate, open_store
+from collector.storage import QueryLimits, Store, migrate, open_store
 from collector.tracker.assets import script_endpoint
-from collector.views.events import EventEndpoint, record_event, record_pixel, respond_json
+from collector.views.events import (
+    Answer,
+    EventEndpoint,
+    answer_event,
+    decoded_headers,
+    record_event,
+    record_pixel,
+)
 from collector.views.health import health_routes
 from collector.visits import VISIT_COLUMNS, VisitTracker
 from collector.wal import open_log
@@ -58,9 +67,13 @@ SALT_REFRESH_SECONDS = 60.0
 DATA_FILE_CHECK_SECONDS = 30.0
 
 
+# Report queries that run at once; more wait for a free connection.
+REPORT_CONNECTIONS = 4
+
+
 def create_app(settings: Settings, store: Store | None = None,
                clock: Callable[[], float] = time.time,
-               sampling: SamplingPolicy = DEFAULT_SAMPLING) -> Starlette:
+               sampling: SamplingPolicy = DEFAULT_SAMPLING) -> CollectorApp:
     """The collector as an ASGI app. Pass ``store`` to share one (tests); else it opens its own.
 
     ``clock`` is the time of every event and report; ``sampling`` says when reports
@@ -92,17 +105,20 @@ def create_app(settings: Settings, store: Store | None = None,
         Route("/api/event", EventEndpoint(), methods=["POST", "OPTIONS"]),
         Route("/pixel.gif", record_pixel, methods=["GET"]),
         Route("/js/script.js", script_endpoint, methods=["GET", "HEAD"]),
+        Route("/js/{name}", script_endpoint, methods=["GET", "HEAD"]),  # Plausible's names
         *health_routes(),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *report_routes(),
+        *stats_v1_routes(),
         *dashboard_routes(),
     ]
     middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
     app = CollectorApp(routes=routes, middleware=middleware, lifespan=lifespan,
                        exception_handlers={ClientError: _client_error,
                                            OverloadedError: _overloaded,
-                                           TooManyRequests: too_many_requests})
+                                           TooManyRequests: too_many_requests,
+                                           QueryLimitExceeded: report_limit_exceeded})
     # Starlette would redirect /js/script.js/ to a URL built from the Host header.
     app.router.redirect_slashes = False
     app.state.settings = settings
@@ -116,7 +132,9 @@ class CollectorApp(Starlette):
 
     It is the one path that sees every page view of every tracked site; skipping the
     middleware stack and the route table saves about a quarter of its cost. Its errors
-    are rendered here exactly as the exception handlers render them elsewhere.
+    are rendered by ``collector.views.events`` exactly as the exception handlers render
+    them elsewhere. ``collector serve`` goes further: its protocol answers most event
+    requests without ASGI at all (``collector.event_protocol``), through the same code.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,18 +144,16 @@ class CollectorApp(Starlette):
             return
         scope["app"] = self
         started = time.perf_counter()
-        try:
-            status = await record_event(scope, receive, send)
-        except TooManyRequests as error:
-            status = 429
-            await respond_json(send, status, error.as_json(),
-                               ((b"retry-after", str(error.retry_after).encode()),))
-        except ClientError as error:
-            status = error.status_code
-            await respond_json(send, status, error.as_json())
-        except OverloadedError as error:
-            status = 503
-            await respond_json(send, status, {"error": str(error)}, RETRY_HEADERS)
+        status = await record_event(scope, receive, send)
+        self.event_answered(scope, status, started)
+
+    def answer_event_request(self, raw_headers: list[tuple[bytes, bytes]], peer: str | None,
+                             body: bytes) -> Answer:
+        """The answer to an event request read by ``collector.event_protocol``."""
+        return answer_event(self.state, decoded_headers(raw_headers), peer, body)
+
+    def event_answered(self, scope: Mapping[str, Any], status: int, started: float) -> None:
+        """Count and log an answered event, whichever path answered it."""
         if status >= 400:
             self.state.metrics.rejections.count(status)
         if self.state.settings.access_log:
@@ -167,7 +183,12 @@ def _start(app: Starlette, settings: Settings, store: Store,
     app.state.store = store
     # Reports get a connection of their own: a query never waits behind an insert
     # (with its rollup views) on the writer's connection, nor an insert behind a query.
-    app.state.report_store = open_store(store.url, store.database)
+    # Reports on connections of their own, several at once (one slow report holds up
+    # neither ingest nor the other reports), each query bounded by the report limits.
+    app.state.report_store = open_store(
+        store.url, store.database, connections=REPORT_CONNECTIONS,
+        limits=QueryLimits(settings.report_max_seconds, settings.report_max_memory,
+                           settings.report_max_rows))
     app.state.reports = Reports(app.state.report_store, clock, sampling)
     app.state.sites = sites
     app.state.salts = salts
@@ -207,5 +228,3 @@ async def _overloaded(request: Request, error: Exception) -> Response:
     return JSONResponse({"error": str(error)}, 503,
                         headers={"Retry-After": "1", "Access-Control-Allow-Origin": "*"})
 
-
-RETRY_HEADERS = ((b"retry-after", b"1"),)

@@ -43,6 +43,7 @@ SHUTDOWN_GRACE_SECONDS = 30
 HEADER_TOO_LARGE = "header-too-large"
 HEADER_TIMEOUT = "header-timeout"
 BODY_TIMEOUT = "body-timeout"
+CLIENT_GONE = 'client went away before its request was read: "%s %s"'
 
 _IDLE, _HEAD, _BODY = "idle", "head", "body"  # where the current request stands
 _EXPIRED_MESSAGES = {_IDLE: "no request within the header timeout",
@@ -126,15 +127,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._deadline = self.loop.call_later(seconds, self._expired)
 
     def on_headers_complete(self) -> None:
-        self._phase = _BODY
-        if self._deadline is not None:  # met; data_received arms the body's if need be
-            self._disarm()
-        if self._head_bytes > self.limits.max_header_bytes \
-                and self._head_size() > self.limits.max_header_bytes:
+        self._head_complete()
+        if self._head_too_large():
             # The head came whole in this read: the request gets its 431 through uvicorn,
             # which then closes the connection and discards the body.
-            self.refusals[HEADER_TOO_LARGE] += 1
-            logger.debug("refused a request head over %d bytes", self.limits.max_header_bytes)
             application, self.app = self.app, _header_fields_too_large
             try:
                 _Base.on_headers_complete(self)
@@ -144,9 +140,28 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         _Base.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
+        self._message_complete()
+        _Base.on_message_complete(self)
+
+    def _head_complete(self) -> None:
+        """The head is in: its deadline is met, the body's applies (armed by data_received)."""
+        self._phase = _BODY
+        if self._deadline is not None:
+            self._disarm()
+
+    def _head_too_large(self) -> bool:
+        """Whether the head just parsed is over the limit (then counted as refused)."""
+        if self._head_bytes > self.limits.max_header_bytes \
+                and self._head_size() > self.limits.max_header_bytes:
+            self.refusals[HEADER_TOO_LARGE] += 1
+            logger.debug("refused a request head over %d bytes", self.limits.max_header_bytes)
+            return True
+        return False
+
+    def _message_complete(self) -> None:
+        """The request is whole: the next bytes begin the next request's head."""
         self._phase = _IDLE
         self._head_bytes = 0
-        _Base.on_message_complete(self)
 
     def _head_size(self) -> int:
         """The bytes of the head just parsed: its target and its header fields."""
@@ -181,16 +196,20 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._deadline = None
 
 
-def protocol_class(limits: ConnectionLimits) -> type[LimitedHttpProtocol]:
-    """A ``LimitedHttpProtocol`` enforcing ``limits``, with refusal counts of its own."""
-    attributes: dict[str, Any] = {"limits": limits, "refusals": Counter()}
-    return type("LimitedHttpProtocol", (LimitedHttpProtocol,), attributes)
+def protocol_class(limits: ConnectionLimits, base: type[LimitedHttpProtocol] = LimitedHttpProtocol,
+                   **attributes: Any) -> type[LimitedHttpProtocol]:
+    """A ``base`` enforcing ``limits``, with refusal counts of its own (and ``attributes``)."""
+    return type(base.__name__, (base,), {**attributes, "limits": limits, "refusals": Counter()})
 
 
-def server_options(settings: Settings) -> dict[str, Any]:
-    """The ``uvicorn.Config`` options that bound connections, from the settings."""
+def server_options(settings: Settings, base: type[LimitedHttpProtocol] = LimitedHttpProtocol,
+                   **attributes: Any) -> dict[str, Any]:
+    """The ``uvicorn.Config`` options that bound connections, from the settings.
+
+    ``base`` and ``attributes`` choose the protocol (``collector.event_protocol``).
+    """
     return {
-        "http": protocol_class(ConnectionLimits.from_settings(settings)),
+        "http": protocol_class(ConnectionLimits.from_settings(settings), base, **attributes),
         "timeout_keep_alive": settings.keep_alive_timeout,
         # Beyond it uvicorn answers 503 to every new request until connections close.
         "limit_concurrency": settings.max_connections,
@@ -213,5 +232,4 @@ class QuietDisconnects:
             await self.app(scope, receive, send)
         except ClientDisconnect:
             # The path only, as in the access log: query strings can carry personal data.
-            logger.debug('client went away before its request was read: "%s %s"',
-                         scope.get("method"), scope.get("path"))
+            logger.debug(CLIENT_GONE, scope.get("method"), scope.get("path"))

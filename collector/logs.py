@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,7 +85,7 @@ class AccessLogMiddleware:
             log_access(scope, status, started)
 
 
-def log_access(scope: Scope, status: int, started: float) -> None:
+def log_access(scope: Mapping[str, Any], status: int, started: float) -> None:
     # The path only: query strings can carry personal data; the client address never.
     path = scope["path"]
     if path.startswith(SHARE_PREFIX):

@@ -10,9 +10,11 @@ table of it. At startup the segments left are replayed with their tokens, so a b
 that reached ClickHouse just before a crash is not stored twice.
 
 A record is its payload's length, its row count and its CRC-32 (4 bytes each), then the
-payload: the request's rows by table, encoded as msgpack. A crash in mid-append leaves
-a torn last record, given away by its length or checksum and ignored: its request was
-never answered.
+payload: the request's rows by table, each table's a ``RowBlock`` (``collector.row_blocks``:
+the rows as ClickHouse's MsgPack format reads them, so a replay inserts them as they are),
+in a msgpack map. Records of older versions, whose rows are msgpack arrays, are read too.
+A crash in mid-append leaves a torn last record, given away by its length or checksum and
+ignored: its request was never answered.
 
 A power loss can take what was appended since the last fsync: a background thread
 fsyncs every ``COLLECTOR_WAL_FSYNC_INTERVAL`` seconds; 0 fsyncs each append before its
@@ -40,6 +42,7 @@ import msgspec
 
 from collector import lockfile
 from collector.errors import DataDirectoryBusy, LogFull, OverloadedError
+from collector.row_blocks import RowBlock, encode_rows, joined
 from collector.settings import Settings
 from collector.spool import spooled_batches
 
@@ -51,7 +54,7 @@ _NAME = re.compile(r"(?P<sequence>[0-9]{12})-(?P<token>[0-9A-Za-z]+)\.wal")
 _HEADER = struct.Struct("<III")  # payload length, rows, CRC-32 of the payload
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
 
-RowsByTable = dict[str, list[list[Any]]]
+BlocksByTable = dict[str, RowBlock]
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class WriteAheadLog:
         self._fsync_interval = fsync_interval
         self._claim = _claim_directory(directory)
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(RowsByTable)
+        self._decoder = msgspec.msgpack.Decoder(dict[str, Any])
         self._lock = threading.Lock()  # the active segment, the sizes, the descriptors
         self._sync_lock = threading.Lock()
         self._active: _Active | None = None
@@ -99,9 +102,9 @@ class WriteAheadLog:
         self._next_sequence = 1 + max((_sequence(segment.path) for segment in self.leftovers),
                                       default=0)
 
-    def encode(self, rows_by_table: Mapping[str, Sequence[Sequence[Any]]], rows: int) -> bytes:
+    def encode(self, blocks: Mapping[str, RowBlock], rows: int) -> bytes:
         """One request's record (cheap, outside any lock): header and msgpack payload."""
-        payload = self._encoder.encode(rows_by_table)
+        payload = self._encoder.encode(blocks)  # each block a [rows, width, data] array
         return _HEADER.pack(len(payload), rows, zlib.crc32(payload)) + payload
 
     def check_room(self, size: int) -> None:
@@ -146,13 +149,13 @@ class WriteAheadLog:
                 self._unsynced.append(active.descriptor)
             return Segment(active.path, active.token, active.rows, active.size)
 
-    def read(self, segment: Segment) -> RowsByTable:
+    def read(self, segment: Segment) -> BlocksByTable:
         """The rows of ``segment`` by table, up to its first damaged record, if any."""
-        merged: RowsByTable = {}
+        merged: dict[str, list[RowBlock]] = {}
         for _rows, payload, _end in _records(segment.path.read_bytes()):
-            for table, rows in self._decoder.decode(payload).items():
-                merged.setdefault(table, []).extend(rows)
-        return merged
+            for table, value in self._decoder.decode(payload).items():
+                merged.setdefault(table, []).append(_block(value))
+        return {table: joined(blocks) for table, blocks in merged.items()}
 
     def remove(self, segment: Segment) -> None:
         """ClickHouse has the batch: its segment goes."""
@@ -164,7 +167,8 @@ class WriteAheadLog:
         """Add a sealed segment holding a batch made elsewhere (an older version's spool),
         with its token: written aside, fsynced, then renamed into the log."""
         rows = sum(len(table_rows) for table_rows in rows_by_table.values())
-        record = self.encode(rows_by_table, rows)
+        record = self.encode({table: encode_rows(table_rows)
+                              for table, table_rows in rows_by_table.items()}, rows)
         with self._lock:
             path = self.directory / f"{self._next_sequence:012d}-{token}{SUFFIX}"
             self._next_sequence += 1
@@ -296,6 +300,13 @@ def _records(data: bytes) -> Iterator[tuple[int, memoryview, int]]:
                 or zlib.crc32(view[start:offset]) != checksum:
             return
         yield rows, view[start:offset], offset
+
+
+def _block(value: Any) -> RowBlock:
+    """A record's rows of one table: a block, or (older versions) an array of rows."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[2], bytes):
+        return RowBlock(*value)
+    return encode_rows(value)
 
 
 def _cut_off(active: _Active) -> None:

@@ -1,9 +1,11 @@
 """The writer: accepted rows go to the write-ahead log, then to ClickHouse in batches.
 
-Accepting a request's rows appends them to the write-ahead log (``collector.wal``)
+Accepting a request's rows encodes them once, as ClickHouse reads them
+(``collector.row_blocks``), and appends that to the write-ahead log (``collector.wal``)
 and to a list in memory, under a lock; a background thread cuts the list into a
-batch by row count, by size, by interval and at shutdown, so inserts never run on
-the event loop. A batch is one sealed segment of the log, whose name gives the
+batch by row count, by size, by interval and at shutdown, and inserts its blocks as
+they are: inserts never run on the event loop, nor does the writer's thread hold the
+GIL for work per row. A batch is one sealed segment of the log, whose name gives the
 batch's ``insert_deduplication_token`` (one per table): a retried insert, or the
 replay of a segment ClickHouse already had when the process died, is stored once.
 A segment is deleted once ClickHouse has every table of its batch.
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from collector.errors import OverloadedError, StorageError
+from collector.row_blocks import RowBlock, encode_rows, joined
 from collector.storage import Store
 from collector.wal import Segment, WriteAheadLog
 
@@ -57,7 +60,7 @@ class _Unobserved:
 
 @dataclass
 class _Batch:
-    rows: Mapping[str, Sequence[Sequence[Any]]] | None  # None while it waits on disk only
+    rows: Mapping[str, RowBlock] | None  # None while it waits on disk only
     count: int
     token: str
     segment: Segment | None = None
@@ -90,7 +93,7 @@ class Writer:
         self._max_rows = max_rows
         self._log = log
         self._observer: WriterObserver = observer or _Unobserved()
-        self._buffer: dict[str, list[Sequence[Any]]] = self._empty_buffer()
+        self._buffer: dict[str, list[RowBlock]] = self._empty_buffer()
         self._buffer_rows = 0
         self._buffer_bytes = 0
         # Cut from the buffer (or left by the previous run), not yet fully written; oldest first.
@@ -131,11 +134,12 @@ class Writer:
         On return they are in the write-ahead log (when there is one): a process crash
         no longer loses them.
         """
-        count = sum(len(rows) for rows in rows_by_table.values())
+        blocks = {table: encode_rows(rows) for table, rows in rows_by_table.items() if rows}
+        count = sum(block.rows for block in blocks.values())
         if not count:
             return
         log = self._log
-        record = log.encode(rows_by_table, count) if log is not None else b""
+        record = log.encode(blocks, count) if log is not None else b""
         with self._lock:
             self._refuse_if_full(count, len(record))
             if log is not None:
@@ -143,9 +147,9 @@ class Writer:
                 self.stats.log_bytes = log.size_bytes
             accepted = self.stats.accepted
             buffer = self._buffer
-            for table, rows in rows_by_table.items():
-                buffer[table].extend(rows)
-                accepted[table] = accepted.get(table, 0) + len(rows)
+            for table, block in blocks.items():
+                buffer[table].append(block)
+                accepted[table] = accepted.get(table, 0) + block.rows
             self._buffer_rows += count
             self._unwritten_rows += count
             self._buffer_bytes += size
@@ -189,7 +193,7 @@ class Writer:
         if not self._flush_once():
             raise StorageError(self.stats.last_error)
 
-    def _empty_buffer(self) -> dict[str, list[Sequence[Any]]]:
+    def _empty_buffer(self) -> dict[str, list[RowBlock]]:
         return {name: [] for name in self._tables}
 
     def _refuse_if_full(self, rows: int, size: int) -> None:
@@ -240,7 +244,8 @@ class Writer:
                 return
             segment = self._log.seal() if self._log is not None else None
             token = segment.token if segment is not None else uuid.uuid4().hex
-            self._pending.append(_Batch(self._buffer, self._buffer_rows, token, segment))
+            blocks = {table: joined(table_blocks) for table, table_blocks in self._buffer.items()}
+            self._pending.append(_Batch(blocks, self._buffer_rows, token, segment))
             self._buffer = self._empty_buffer()
             self._buffer_rows = 0
             self._buffer_bytes = 0
@@ -273,27 +278,27 @@ class Writer:
             except OSError as error:
                 return self._failed(batch, f"reading {batch.segment.path.name} failed: {error}")
             batch.from_log = True
-        for table, rows in rows_by_table.items():
-            if not rows or table in batch.written_tables:
+        for table, block in rows_by_table.items():
+            if not block.rows or table in batch.written_tables:
                 continue
             columns = self._tables.get(table)
-            if columns is None or len(rows[0]) != len(columns):
+            if columns is None or block.width != len(columns):
                 # Only a log written by another version can hold such rows.
                 logger.error("skipping %d rows for table %s: this version writes %s",
-                             len(rows), table, "no such table" if columns is None
-                             else f"{len(columns)} columns, not {len(rows[0])}")
+                             block.rows, table, "no such table" if columns is None
+                             else f"{len(columns)} columns, not {block.width}")
                 batch.written_tables.add(table)
                 continue
             started = time.perf_counter()
             try:
-                self._store.insert_columns(table, columns, list(zip(*rows)),
-                                           token=f"{batch.token}-{table}")
+                self._store.insert_raw(table, columns, block.data, fmt="MsgPack",
+                                       token=f"{batch.token}-{table}")
             except StorageError as error:
                 self._observer.insert_failed(table)
                 return self._failed(batch, f"insert into {table} failed: {error}")
-            self._observer.flushed(table, len(rows), time.perf_counter() - started)
+            self._observer.flushed(table, block.rows, time.perf_counter() - started)
             batch.written_tables.add(table)
-            self.stats.written[table] = self.stats.written.get(table, 0) + len(rows)
+            self.stats.written[table] = self.stats.written.get(table, 0) + block.rows
         self.stats.failed_attempts = 0
         return True
 

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from collector.app import create_app
+from collector.app import CollectorApp, create_app
+from collector.event_protocol import ingest_server_options
 from collector.limits import (
     BODY_TIMEOUT,
     HEADER_TIMEOUT,
     HEADER_TOO_LARGE,
     LimitedHttpProtocol,
     QuietDisconnects,
-    server_options,
 )
 from collector.logs import uvicorn_log_config
 from collector.settings import Settings
@@ -91,23 +91,27 @@ def readable(connection: socket.socket) -> bool:
     return bool(select.select([connection], [], [], 0)[0])
 
 
-def served_options(**overrides: object) -> dict[str, object]:
+def served_options(app: CollectorApp, **overrides: object) -> dict[str, object]:
     """uvicorn's options as `collector serve` sets them, with 1 s deadlines."""
     settings = Settings.from_env({}, header_timeout=TIMEOUT, body_timeout=TIMEOUT,
                                  keep_alive_timeout=1, **overrides)
-    return {**server_options(settings), "log_config": uvicorn_log_config()}
+    return {**ingest_server_options(settings, app), "log_config": uvicorn_log_config()}
 
 
 @pytest.fixture(scope="module")
-def options() -> dict[str, object]:
-    return served_options()
+def app(store: Store, engine_url: str) -> CollectorApp:
+    return create_app(app_settings(engine_url), store)
 
 
 @pytest.fixture(scope="module")
-def port(store: Store, engine_url: str, options: dict[str, object]) -> Iterator[int]:
+def options(app: CollectorApp) -> dict[str, object]:
+    return served_options(app)
+
+
+@pytest.fixture(scope="module")
+def port(app: CollectorApp, options: dict[str, object]) -> Iterator[int]:
     """The collector served by uvicorn as `collector serve` configures it, 1 s deadlines."""
-    app = QuietDisconnects(create_app(app_settings(engine_url), store))
-    with BackgroundServer(app, **options) as server:
+    with BackgroundServer(QuietDisconnects(app), **options) as server:
         yield server.port
 
 
@@ -237,8 +241,9 @@ def test_a_keep_alive_connection_left_idle_is_closed(port: int) -> None:
 
 
 def test_requests_beyond_the_connection_cap_get_503(store: Store, engine_url: str) -> None:
-    app = QuietDisconnects(create_app(app_settings(engine_url), store))
-    with BackgroundServer(app, **served_options(max_connections=3)) as server:
+    app = create_app(app_settings(engine_url), store)
+    with BackgroundServer(QuietDisconnects(app), **served_options(app, max_connections=3)) \
+            as server:
         idle = [connect(server.port) for _ in range(3)]
         with connect(server.port) as connection:
             connection.sendall(request_bytes())
@@ -281,6 +286,7 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     server_log = logging.getLogger("uvicorn.error")
     server_log.addHandler(caplog.handler)
     caplog.set_level(logging.DEBUG, logger="collector.limits")
+    caplog.set_level(logging.DEBUG, logger="collector.event_protocol")  # events' own path
     try:
         yield
         time.sleep(0.2)  # the server handles the disconnect on its own thread

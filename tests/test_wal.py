@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import textwrap
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from collector.errors import ConfigurationError, DataDirectoryBusy, LogFull, StorageError
 from collector.event import EVENT_COLUMNS
+from collector.row_blocks import decoded, encode_rows
 from collector.settings import Settings
 from collector.storage import Store
-from collector.wal import SUFFIX, WriteAheadLog
+from collector.wal import SUFFIX, Segment, WriteAheadLog
 from collector.writer import Writer
 from tests.test_storage import sample_event
 
@@ -33,7 +37,12 @@ def segment_files(directory: Path) -> list[Path]:
 
 def append(log: WriteAheadLog, rows_by_table: dict[str, list[Any]]) -> None:
     rows = sum(len(rows) for rows in rows_by_table.values())
-    log.append(log.encode(rows_by_table, rows), rows)
+    log.append(log.encode({table: encode_rows(table_rows)
+                           for table, table_rows in rows_by_table.items()}, rows), rows)
+
+
+def read_rows(log: WriteAheadLog, segment: Segment) -> dict[str, list[list[Any]]]:
+    return {table: decoded(block) for table, block in log.read(segment).items()}
 
 
 class Recorder:
@@ -56,6 +65,24 @@ class Recorder:
         self.calls.append(("replayed", batches))
 
 
+def test_an_older_versions_records_are_replayed_once(store: Store, tmp_path: Path) -> None:
+    """Records of rows as msgpack arrays (before row blocks) are still read and stored."""
+    directory = tmp_path / "wal"
+    directory.mkdir()
+    payload = msgspec.msgpack.encode({"events": [list(sample_event("old.test", "/a")),
+                                                 list(sample_event("old.test", "/b"))]})
+    record = struct.pack("<III", len(payload), 2, zlib.crc32(payload)) + payload
+    (directory / f"{1:012d}-{'a' * 32}{SUFFIX}").write_bytes(record)
+    log = WriteAheadLog(directory)
+    [leftover] = log.leftovers
+    assert [row[6] for row in read_rows(log, leftover)["events"]] == ["/a", "/b"]
+    writer = Writer(store, TABLES, flush_interval=60, log=log)
+    writer.flush()
+    writer.stop()
+    assert count(store, "old.test") == 2
+    assert segment_files(directory) == []
+
+
 def test_records_read_back_by_table_and_each_batch_is_a_segment(tmp_path: Path) -> None:
     log = WriteAheadLog(tmp_path / "wal")
     first, second = sample_event("read.test", "/a"), sample_event("read.test", "/b")
@@ -64,8 +91,8 @@ def test_records_read_back_by_table_and_each_batch_is_a_segment(tmp_path: Path) 
     segment = log.seal()
     assert segment is not None and (segment.rows, segment.size) == (3, log.size_bytes)
     assert segment.path.name.endswith(f"-{segment.token}{SUFFIX}")
-    assert log.read(segment) == {"events": [list(first), list(second)],
-                                 "drops": [["read.test", 0, "bot", 1]]}
+    assert read_rows(log, segment) == {"events": [list(first), list(second)],
+                                       "drops": [["read.test", 0, "bot", 1]]}
     assert log.seal() is None  # nothing appended since
     append(log, {"events": [first]})
     following = log.seal()
@@ -88,7 +115,7 @@ def test_a_torn_last_record_is_ignored_and_cut_off(tmp_path: Path) -> None:
     reopened = WriteAheadLog(tmp_path / "wal")
     [leftover] = reopened.leftovers
     assert leftover.rows == 2
-    assert [row[6] for row in reopened.read(leftover)["events"]] == ["/0", "/1"]
+    assert [row[6] for row in read_rows(reopened, leftover)["events"]] == ["/0", "/1"]
     assert path.stat().st_size == leftover.size == reopened.size_bytes < len(whole)
     reopened.close()
 
@@ -102,9 +129,9 @@ def test_a_damaged_record_ends_the_segment_there(tmp_path: Path) -> None:
     data = bytearray(segment.path.read_bytes())
     data[len(data) * 2 // 3] ^= 0xFF  # a flipped bit in the third record's payload
     segment.path.write_bytes(bytes(data))
-    assert [row[6] for row in log.read(segment)["events"]] == ["/0", "/1"]
+    assert [row[6] for row in read_rows(log, segment)["events"]] == ["/0", "/1"]
     segment.path.write_bytes(bytes(len(data)))  # zeros, as a power loss can leave
-    assert log.read(segment) == {}
+    assert read_rows(log, segment) == {}
     log.close()
 
 
@@ -264,11 +291,12 @@ def test_a_write_the_disk_refuses_is_cut_off(tmp_path: Path) -> None:
         import resource
         from pathlib import Path
         from collector.errors import OverloadedError
+        from collector.row_blocks import decoded, encode_rows
         from collector.wal import WriteAheadLog
         from tests.test_storage import sample_event
 
         log = WriteAheadLog(Path({str(tmp_path / "wal")!r}), fsync_interval=0)
-        rows = {{"events": [sample_event("short.test", "/kept")]}}
+        rows = {{"events": encode_rows([sample_event("short.test", "/kept")])}}
         log.append(log.encode(rows, 1), 1)
         size = log.size_bytes
         resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, resource.RLIM_INFINITY))
@@ -277,10 +305,11 @@ def test_a_write_the_disk_refuses_is_cut_off(tmp_path: Path) -> None:
         except OverloadedError as error:
             print("refused:", error)
         resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
-        rows = {{"events": [sample_event("short.test", "/after")]}}
+        rows = {{"events": encode_rows([sample_event("short.test", "/after")])}}
         log.append(log.encode(rows, 1), 1)
         segment = log.seal()
-        print([row[6] for row in log.read(segment)["events"]], segment.size == log.size_bytes)
+        print([row[6] for row in decoded(log.read(segment)["events"])],
+              segment.size == log.size_bytes)
         log.close()
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

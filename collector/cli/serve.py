@@ -32,7 +32,8 @@ def serve(ctx: click.Context, host: str | None, port: str | None) -> None:
     import uvicorn  # here, so that other commands start without the web stack
 
     from collector.app import create_app
-    from collector.limits import QuietDisconnects, server_options
+    from collector.event_protocol import ingest_server_options
+    from collector.limits import QuietDisconnects
 
     settings = settings_from_context(ctx).with_options(host=host, port=port)
     # Claim the store, then the port, before printing anything: a busy data directory
@@ -44,8 +45,8 @@ def serve(ctx: click.Context, host: str | None, port: str | None) -> None:
         store.close()
         raise
     click.echo(startup_banner(settings, store.url))
-    options = server_options(settings)
     app = create_app(settings, store)
+    options = ingest_server_options(settings, app)
     # Requests the connection limits refused never reach the app: /metrics reads them here.
     app.state.connection_refusals = options["http"].refusals
     config = uvicorn.Config(

@@ -61,37 +61,68 @@ class EventEndpoint:
         await record_event(scope, receive, send)
 
 
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
+
+
 async def record_event(scope: Scope, receive: Receive, send: Send) -> int:
-    """Handle one event request; return the status sent (for the access log)."""
+    """Handle one event request over ASGI; return the status sent (for the access log).
+
+    ``collector.event_protocol`` answers most events without ASGI, through ``answer_event``
+    too; this is the path of the rest (and of every ASGI server but ours).
+    """
     if scope["method"] == "OPTIONS":
         await _respond(send, 204, PREFLIGHT_RAW_HEADERS, b"")
         return 204
     state = scope["app"].state
-    headers = _decoded_headers(scope)
+    headers = decoded_headers(scope["headers"])
     limit = state.settings.body_limit
-    body = await _read_body(receive, headers, limit)
-    incoming = parse_event(body, limit)
-    client = scope.get("client")
-    dropped = _store(state, headers, client[0] if client else None, incoming, len(body))
-    if dropped is None:
-        await _respond(send, 202, ACCEPTED_RAW_HEADERS, b"ok")
+    try:
+        body = await _read_body(receive, headers, limit)
+    except PayloadTooLarge as error:
+        status, answer_headers, answer_body = error_answer(error)
     else:
-        await _respond(send, 202, [*ACCEPTED_RAW_HEADERS, (b"x-collector-dropped",
-                                                           dropped.reason.encode())], b"ok")
-    return 202
+        client = scope.get("client")
+        status, answer_headers, answer_body = answer_event(
+            state, headers, client[0] if client else None, body)
+    await _respond(send, status, answer_headers, answer_body)
+    return status
 
 
-async def respond_json(send: Send, status: int, body: dict[str, str],
-                       headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    """A JSON error answer on the raw ASGI path, shaped like the app's exception handlers."""
-    await _respond(send, status, [(b"content-type", b"application/json"),
-                                  (b"access-control-allow-origin", b"*"), *headers],
-                   _JSON_ENCODER.encode(body))
+def answer_event(state: State, headers: dict[str, str], peer: str | None,
+                 body: bytes) -> Answer:
+    """The answer to an event whose whole body is ``body``; input errors are answers too.
+
+    Synchronous and complete: when it returns 202 the event is in the write-ahead log.
+    """
+    try:
+        incoming = parse_event(body, state.settings.body_limit)
+        dropped = _store(state, headers, peer, incoming, len(body))
+    except (ClientError, OverloadedError) as error:
+        return error_answer(error)
+    if dropped is None:
+        return 202, ACCEPTED_RAW_HEADERS, b"ok"
+    return 202, [*ACCEPTED_RAW_HEADERS, (b"x-collector-dropped", dropped.reason.encode())], b"ok"
+
+
+def error_answer(error: ClientError | OverloadedError) -> Answer:
+    """A refused event's JSON answer, shaped like the app's exception handlers."""
+    extra: list[tuple[bytes, bytes]] = []
+    if isinstance(error, TooManyRequests):
+        status, body, extra = 429, error.as_json(), [(b"retry-after",
+                                                       str(error.retry_after).encode())]
+    elif isinstance(error, ClientError):
+        status, body = error.status_code, error.as_json()
+    else:  # the write buffer is full: nothing of this request was kept
+        status, body, extra = 503, {"error": str(error)}, [(b"retry-after", b"1")]
+    return status, [*JSON_RAW_HEADERS, *extra], _JSON_ENCODER.encode(body)
+
+
+JSON_RAW_HEADERS = [(b"content-type", b"application/json"), (b"access-control-allow-origin", b"*")]
 
 
 async def record_pixel(request: Request) -> Response:
     """A pageview without JavaScript; always answers with the GIF, never a broken image."""
-    headers = _decoded_headers(request.scope)
+    headers = decoded_headers(request.scope["headers"])
     client = request.client
     extra: dict[str, str] = {}
     try:
@@ -114,14 +145,14 @@ async def record_pixel(request: Request) -> Response:
     return Response(TRANSPARENT_GIF, 200, GIF_HEADERS, media_type="image/gif")
 
 
-def _decoded_headers(scope: Scope) -> dict[str, str]:
+def decoded_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """The request headers as a plain dict with lower-case names, decoded once.
 
     Starlette's ``Headers`` scans and decodes the raw list on every lookup; the ingest
     path looks up about ten headers per request, so one dict is several µs cheaper.
     Repeated headers keep their last value.
     """
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
 
 
 def _store(state: State, headers: dict[str, str], peer: str | None, incoming: IncomingEvent,

@@ -1,0 +1,173 @@
+"""``POST /api/event`` answered inside the HTTP protocol, without going through ASGI.
+
+Every page view of every tracked site is one of these requests, and its answer is
+known as soon as its body is in: recording is synchronous, and on return the event
+is in the write-ahead log. Through ASGI each one also costs a task, an
+``asyncio.Event``, two send messages checked header by header, and two socket
+writes, which together cost as much as recording the event. So ``IngestProtocol``
+answers them itself, with one write, when that cannot change what the client sees:
+
+- nothing else of the connection is in flight (pipelined requests keep their order);
+- no ``Expect: 100-continue`` (the ASGI path sends the interim answer);
+- the exact path, no query string, not an upgrade, under the concurrency limit.
+
+Any other request goes to the app as before. Both paths build their answer with
+``collector.views.events.answer_event``, count and log it through the app
+(``CollectorApp.event_answered``), and so answer alike: a test compares them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar, Protocol
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
+from collector.errors import PayloadTooLarge
+from collector.limits import CLIENT_GONE, LimitedHttpProtocol, server_options
+from collector.settings import Settings
+from collector.views.events import Answer, error_answer
+
+logger = logging.getLogger(__name__)
+
+EVENT_PATH = b"/api/event"
+_SCOPE = {"method": "POST", "path": EVENT_PATH.decode()}  # what the access log reads
+_Base = LimitedHttpProtocol
+
+
+class EventAnswerer(Protocol):
+    """What the protocol needs from the app (``collector.app.CollectorApp``)."""
+
+    def answer_event_request(self, raw_headers: list[tuple[bytes, bytes]], peer: str | None,
+                             body: bytes) -> Answer: ...
+
+    def event_answered(self, scope: Any, status: int, started: float) -> None: ...
+
+
+class IngestProtocol(LimitedHttpProtocol):
+    """The connection limits' protocol, answering event requests without ASGI.
+
+    Use ``ingest_server_options``: the app and the body limit are class attributes of
+    the subclass it makes, as uvicorn builds one instance per connection itself.
+    """
+
+    events: ClassVar[EventAnswerer | None] = None
+    body_limit: ClassVar[int] = 65536
+
+    # The event request being read by this protocol, not by ASGI: its body so far.
+    _event_body: list[bytes] | None = None
+    _event_size = 0
+    _event_started = 0.0
+    _paused_for_answers = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._event_body is not None:  # nothing of it was recorded, nothing is wrong
+            self._event_body = None
+            logger.debug(CLIENT_GONE, *_SCOPE.values())
+        _Base.connection_lost(self, exc)
+
+    def on_headers_complete(self) -> None:
+        if not self._answers_here():
+            _Base.on_headers_complete(self)  # the ASGI path (and the 431 of a large head)
+            return
+        self._head_complete()
+        self._event_body, self._event_size = [], 0
+        self._event_started = time.perf_counter()
+        declared = _content_length(self.headers)
+        if declared is not None and declared > self.body_limit:
+            self._refuse_oversized()
+
+    def on_body(self, body: bytes) -> None:
+        chunks = self._event_body
+        if chunks is None:
+            _Base.on_body(self, body)
+            return
+        if self.transport.is_closing():  # refused already: the rest is not read
+            return
+        self._event_size += len(body)
+        if self._event_size > self.body_limit:
+            self._refuse_oversized()
+        else:
+            chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        chunks = self._event_body
+        if chunks is None:
+            _Base.on_message_complete(self)
+            return
+        self._event_body = None
+        self._message_complete()
+        if self.transport.is_closing():  # refused while the body came in, or gone
+            return
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        peer = self.client[0] if self.client else None
+        assert self.events is not None
+        status, headers, payload = self.events.answer_event_request(self.headers, peer, body)
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        self._write(status, headers, payload, keep_alive)
+        self.events.event_answered(_SCOPE, status, self._event_started)
+        if not keep_alive:
+            self.server_state.total_requests += 1
+            self.transport.close()
+            return
+        self.on_response_complete()  # arms the keep-alive timeout, as after any answer
+        if self.flow.write_paused:
+            # The client sends requests without reading the answers: stop reading its
+            # requests until it does, or the answers would pile up in memory.
+            self.flow.pause_reading()
+            self._paused_for_answers = True
+
+    def resume_writing(self) -> None:
+        _Base.resume_writing(self)
+        if self._paused_for_answers:
+            self._paused_for_answers = False
+            self.flow.resume_reading()
+
+    def _answers_here(self) -> bool:
+        if self.events is None or self.transport.is_closing() \
+                or self._head_bytes > self.limits.max_header_bytes \
+                or self.parser.get_method() != b"POST" \
+                or self.url != EVENT_PATH or self.expect_100_continue \
+                or self.parser.should_upgrade() or self.pipeline:
+            return False
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False  # a request before it is still being answered
+        concurrency = self.limit_concurrency
+        return concurrency is None or (len(self.connections) < concurrency
+                                       and len(self.tasks) < concurrency)
+
+    def _refuse_oversized(self) -> None:
+        """413, as the ASGI path answers it, and the connection closed: its body is unread."""
+        status, headers, payload = error_answer(PayloadTooLarge(
+            f"the body is larger than {self.body_limit} bytes", "body"))
+        self._write(status, headers, payload, keep_alive=False)
+        assert self.events is not None
+        self.events.event_answered(_SCOPE, status, self._event_started)
+        self.server_state.total_requests += 1
+        self.transport.close()
+
+    def _write(self, status: int, headers: list[tuple[bytes, bytes]], payload: bytes,
+               keep_alive: bool) -> None:
+        content = [STATUS_LINE[status]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            content += (name, b": ", value, b"\r\n")
+        content.append(b"content-length: %d\r\n" % len(payload))
+        if not keep_alive:
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", payload)
+        self.transport.write(b"".join(content))
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def ingest_server_options(settings: Settings, events: EventAnswerer) -> dict[str, Any]:
+    """``collector.limits.server_options``, with event requests answered by ``events``."""
+    return server_options(settings, IngestProtocol, events=events,
+                          body_limit=settings.body_limit)
+
