@@ -19,6 +19,7 @@ from collector.drops import REASONS
 from collector.reports.drops_report import TIME_DIMENSIONS
 from collector.reports.metrics import METRICS
 from collector.reports.request import FILTER_OPERATORS, LOGICAL_OPERATORS, MAX_LIMIT
+from collector.reports.v1_params import INTERVALS, MAX_BREAKDOWN_LIMIT, PERIODS
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -163,6 +164,40 @@ def _report(summary: str, body: str, answer: str, csv: bool = False) -> Schema:
     }}
 
 
+def _query_parameter(name: str, schema: Schema, description: str,
+                     required: bool = False) -> Schema:
+    return {"name": name, "in": "query", "required": required, "schema": schema,
+            "description": description}
+
+
+_V1_COMMON = [
+    _query_parameter("site_id", _STRING, "The site's domain.", required=True),
+    _query_parameter("period", {"enum": list(PERIODS)}, "Relative to `date`; default 30d."),
+    _query_parameter("date", _STRING, "YYYY-MM-DD (default today); two joined by a comma "
+                                      "for period=custom."),
+    _query_parameter("metrics", _STRING, "Comma-separated; default visitors."),
+    _query_parameter("filters", _STRING, "property==value;property!=value, `|` for "
+                                         "alternatives, `*` as a wildcard."),
+]
+
+
+def _v1_stats(summary: str, results: Schema, extra: list[Schema]) -> Schema:
+    """A Stats API v1 GET endpoint answering ``{"results": results}``."""
+    answer = {"type": "object", "required": ["results"], "properties": {"results": results}}
+    return {"get": {
+        "summary": summary,
+        "security": _REPORT_SECURITY,
+        "parameters": [*_V1_COMMON, *extra],
+        "responses": {"200": {"description": "The report.", "content": _json(answer)},
+                      **_ERRORS},
+    }}
+
+
+_V1_COMPARE = _query_parameter("compare", _STRING, "previous_period adds comparison_value "
+                                                   "and change.")
+_V1_ROWS = {"type": "array", "items": {"type": "object"}}
+
+
 PATHS: dict[str, Schema] = {
     "/api/event": {"post": {
         "summary": "Record a pageview or a custom event (Plausible's Events API).",
@@ -213,6 +248,22 @@ PATHS: dict[str, Schema] = {
                               "content": _json({"type": "integer", "minimum": 0})},
                       **_ERRORS},
     }},
+    "/api/v1/stats/aggregate": _v1_stats(
+        "Plausible's Stats API v1: metrics of a period.",
+        {"type": "object", "additionalProperties": {"type": "object"}}, [_V1_COMPARE]),
+    "/api/v1/stats/timeseries": _v1_stats(
+        "Plausible's Stats API v1: metrics by hour, day or month.", _V1_ROWS,
+        [_query_parameter("interval", {"enum": list(INTERVALS)}, "Default: hour for "
+                                                                 "period=day, month for 6mo "
+                                                                 "and 12mo, else day.")]),
+    "/api/v1/stats/breakdown": _v1_stats(
+        "Plausible's Stats API v1: metrics by a property's values.", _V1_ROWS, [
+            _query_parameter("property", _STRING, "event:page, visit:source, "
+                                                  "event:props:<name>, ...", required=True),
+            _query_parameter("limit", {"type": "integer", "minimum": 1,
+                                       "maximum": MAX_BREAKDOWN_LIMIT}, "Default 100."),
+            _query_parameter("page", {"type": "integer", "minimum": 1}, "From 1."),
+            _V1_COMPARE]),
     "/js/script.js": {"get": {
         "summary": "The tracking script (gzipped when accepted; ETag revalidation).",
         "responses": {

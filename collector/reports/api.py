@@ -57,16 +57,24 @@ async def query_endpoint(request: Request) -> Response:
 
 async def realtime_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
+    site, _ = await authorized_url_site(request)
+    visitors = await run_in_threadpool(reports.realtime_visitors, site)
+    return JSONResponse(visitors, headers=NO_STORE)
+
+
+async def authorized_url_site(request: Request) -> tuple[str, str]:
+    """The site a GET request names in ``?site_id=`` and the caller's kind (api or share),
+    once it may read that site: the checks of ``_authorized``, for the v1 endpoints too."""
+    reports: Reports = request.app.state.reports
     site = request.query_params.get("site_id", "").strip().lower()
     grant = None if _signed_in(request) else await _checked_token(request)
     if not site:
         raise InvalidField("required: the site's domain", "site_id")
     if grant is None:
         await run_in_threadpool(session_grant, reports.store, request.cookies[COOKIE_NAME], site)
-    else:
-        require_site(grant, site)
-    visitors = await run_in_threadpool(reports.realtime_visitors, site)
-    return JSONResponse(visitors, headers=NO_STORE)
+        return site, API_KEY
+    require_site(grant, site)
+    return site, grant.kind
 
 
 async def drops_endpoint(request: Request) -> Response:
