@@ -46,6 +46,7 @@ from collector.reports.v1 import stats_v1_routes
 from collector.settings import Settings
 from collector.sites import SiteRegistry
 from collector.storage import QueryLimits, Store, migrate, open_store
+from collector.storage.cluster import Deployment
 from collector.tracker.assets import script_endpoint
 from collector.views.events import (
     Answer,
@@ -162,7 +163,7 @@ class CollectorApp(Starlette):
 
 def _start(app: Starlette, settings: Settings, store: Store,
            clock: Callable[[], float], sampling: SamplingPolicy) -> Maintenance:
-    migrate(store, settings.retention_months,
+    migrate(store, settings.retention_months, Deployment(settings.clickhouse_cluster),
             rollup_retention_months=settings.rollup_retention_months)
     sites = SiteRegistry(store, settings.sites)
     if sites.open_to_all:

@@ -109,6 +109,13 @@ def _store_url(raw: str) -> str:
     raise ValueError
 
 
+def _cluster_name(raw: str) -> str:
+    # The characters remote_servers allows in a cluster's element name.
+    if raw and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", raw):
+        raise ValueError
+    return raw
+
+
 def _public_url(raw: str) -> str:
     if raw and not _http_address(raw):
         raise ValueError
@@ -199,6 +206,12 @@ class Settings:
         "`http(s)://user:password@host:8123/database` uses a ClickHouse server.",
         Parser("chdb://DIR, http(s)://[user:password@]host[:port][/database], or empty",
                _store_url),
+    )
+    clickhouse_cluster: str = _setting(
+        "", "ClickHouse cluster (a name in the server's remote_servers) the schema is laid out "
+        "on: replicated tables, sharded by visitor behind Distributed tables "
+        "(docs/deployment.md); empty: one server.",
+        Parser("a cluster name (letters, digits, _ . -), or empty", _cluster_name),
     )
     sites: tuple[str, ...] = _setting(
         (), "Comma-separated site domains always accepted, added to those stored with "

@@ -107,7 +107,8 @@ def test_cluster_rendering_parses_with_clickhouse_own_parser(store: Store) -> No
     statements = [statement for _, _, template in available_migrations()
                   for statement in render(template, cluster)]
     creates = [s for s in statements if s.startswith("CREATE TABLE") and "ENGINE" in s]
-    assert creates and all("ON CLUSTER `analytics`" in s and "ENGINE = Replicated" in s
+    assert creates and all("ON CLUSTER `analytics`" in s and ("ENGINE = Replicated" in s
+                                                            or "ENGINE = Distributed(" in s)
                            for s in creates)
     for statement in statements:
         formatted = store.rows("SELECT formatQuery({sql:String})", {"sql": statement})[0][0]

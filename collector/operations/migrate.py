@@ -6,6 +6,7 @@ from typing import Any
 
 from collector.operations import OperationContext, operation
 from collector.storage import migrate
+from collector.storage.cluster import Deployment
 
 
 @operation("migrate.apply")
@@ -16,7 +17,8 @@ def apply(context: OperationContext) -> dict[str, Any]:
     did at startup), so what this call applied is told by the times, not by its own
     return value: a caller compares them with when it started.
     """
-    migrate(context.store, context.settings.retention_months)
+    migrate(context.store, context.settings.retention_months,
+            Deployment(context.settings.clickhouse_cluster))
     rows = context.store.rows(
         "SELECT version, name, applied_ms FROM schema_migrations FINAL ORDER BY version")
     return {"migrations": [{"version": version, "name": name, "applied_ms": applied_ms}

@@ -32,6 +32,7 @@ from collector.schema import TIME_COLUMNS
 from collector.settings import Settings
 from collector.sites import allowed_domains, normalize_domain
 from collector.storage import Store, apply_retention, open_store
+from collector.storage.cluster import Deployment
 from collector.storage.rollups import AGGREGATE_TABLES
 
 logger = logging.getLogger("collector")
@@ -162,7 +163,8 @@ def purge_expired(store: Store, settings: Settings, *, dry_run: bool, now: datet
     tiers = site_tiers(store, settings)
     if not dry_run:
         # The TTL follows the settings too, as at startup (a command may run with new ones).
-        apply_retention(store, default.raw_months, rollup_months=default.rollup_months)
+        apply_retention(store, default.raw_months, Deployment(settings.clickhouse_cluster),
+                        rollup_months=default.rollup_months)
     parameters = _tier_parameters(now, default, tiers)
     removals = [plan_removal(store, table, _expired(column, "raw"), parameters)
                 for table, column in TIME_COLUMNS.items()]

@@ -18,6 +18,7 @@ from collector.operations import OperationContext, Progress, load_operations
 from collector.operations.channel import call_server, socket_path
 from collector.settings import Settings
 from collector.storage import migrate, open_store
+from collector.storage.cluster import Deployment
 
 logger = logging.getLogger("collector.operations")
 
@@ -46,7 +47,7 @@ def run_operation(settings: Settings, name: str, params: dict[str, Any], *,
         return call_server(settings, name, params, progress=progress, output=output,
                            notes=keep_note)
     try:
-        migrate(store, settings.retention_months)
+        migrate(store, settings.retention_months, Deployment(settings.clickhouse_cluster))
         context = OperationContext(store, settings, output=output)
         if progress is not None:
             context.progress = progress

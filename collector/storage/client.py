@@ -94,7 +94,10 @@ class Store:
         than the driver's per-value Native serialization, and ClickHouse parses it
         without holding Python's GIL, so ingest keeps serving while a batch goes in.
         """
-        settings: dict[str, Any] = {}
+        # On a cluster's Distributed tables, answer only once every shard has its rows: the
+        # write-ahead log drops a batch on this answer, so a queue on one node must not be
+        # the batch's only copy (docs/deployment.md, "Inserts"). One node ignores it.
+        settings: dict[str, Any] = {"insert_distributed_sync": 1}
         if token:
             settings["insert_deduplication_token"] = token
             # Rollups fed by materialized views must not count a replayed block twice.

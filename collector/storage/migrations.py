@@ -13,6 +13,10 @@ Files are templates, rendered for the deployment before they run:
     {{events_rollup_daily_select: DIMENSIONS}}
                               the rollup views' SELECTs (``collector.storage.rollups``)
 
+On a cluster each rendered statement is then laid out by ``Deployment.layout``
+(``collector.storage.cluster``): a sharded table becomes its local tables and a
+Distributed table under its own name, views read the local tables.
+
 Two comment directives run after a file's statements, over the rows already
 stored (a materialized view only sees rows inserted after it exists):
 
@@ -22,15 +26,16 @@ stored (a materialized view only sees rows inserted after it exists):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
-from dataclasses import dataclass
 from importlib import resources
 
 from collector.errors import ConfigurationError
 from collector.schema import TIME_COLUMNS
 from collector.storage.client import Store
+from collector.storage.cluster import SINGLE_NODE, Deployment
 from collector.storage.rollups import AGGREGATE_TABLES, RENDERERS, visits_rollup_daily_select
 from collector.storage.schema_check import verify_schema
 
@@ -40,34 +45,9 @@ _BACKFILL = re.compile(r"^-- backfill: (\w+) (\w+)$", re.MULTILINE)
 _BACKFILL_DIMENSIONS = re.compile(r"^-- backfill-dimensions: ([\w, ]+)$", re.MULTILINE)
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*(?::([^}]*))?\}\}")
 _CREATED_TABLE = re.compile(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)")
-_ENGINE = re.compile(r"^(\w+)(?:\((.*)\))?$", re.DOTALL)
 # Mutations (type changes) finish before the next statement runs: a migration is done
 # when it returns, and its duration is the real one.
 MIGRATION_SETTINGS = {"mutations_sync": 2}
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """What migrations render for: one node (the default), or a named ClickHouse cluster."""
-
-    cluster: str = ""
-
-    @property
-    def on_cluster(self) -> str:
-        return f" ON CLUSTER `{self.cluster}`" if self.cluster else ""
-
-    def engine(self, written: str, table: str) -> str:
-        if not self.cluster:
-            return written
-        match = _ENGINE.match(written.strip())
-        if match is None:
-            raise ConfigurationError(f"cannot replicate the engine {written!r}")
-        name, arguments = match.group(1), match.group(2)
-        path = f"'/clickhouse/tables/{{shard}}/{{database}}/{table}', '{{replica}}'"
-        return f"Replicated{name}({path}{', ' + arguments if arguments else ''})"
-
-
-SINGLE_NODE = Deployment()
 
 
 def available_migrations() -> list[tuple[int, str, str]]:
@@ -100,12 +80,16 @@ def render(template: str, deployment: Deployment = SINGLE_NODE) -> list[str]:
                 return RENDERERS[name](argument)
             raise ConfigurationError(f"unknown migration placeholder {{{{{name}}}}}")
 
-        statements.append(_PLACEHOLDER.sub(replace, statement))
+        statements += deployment.layout(_PLACEHOLDER.sub(replace, statement))
     return statements
 
 
 def applied_versions(store: Store, deployment: Deployment = SINGLE_NODE) -> set[int]:
     _ensure_migrations_table(store, deployment)
+    if deployment.cluster:
+        # Another collector may have migrated through another node a moment ago: fetch
+        # what Keeper knows before deciding what is left to apply.
+        store.command("SYSTEM SYNC REPLICA schema_migrations")
     return {row[0] for row in store.rows("SELECT version FROM schema_migrations")}
 
 
@@ -115,8 +99,15 @@ def migrate(store: Store, retention_months: int = 13, deployment: Deployment = S
     (``apply_retention``: the rollups' only when ``rollup_retention_months`` is given).
 
     Returns the names applied. A fully migrated store is then checked against
-    ``collector.schema``: a declared column without its migration stops here.
+    ``collector.schema`` and the deployment's layout: a declared column without its
+    migration, or a store laid out for another deployment, stops here.
     """
+    if deployment.cluster:
+        if store.embedded:
+            raise ConfigurationError(
+                "COLLECTOR_CLICKHOUSE_CLUSTER needs a ClickHouse server "
+                "(COLLECTOR_CLICKHOUSE_URL=http(s)://...); the embedded engine is one node")
+        deployment = dataclasses.replace(deployment, database=store.database)
     done = applied_versions(store, deployment)
     applied = []
     for version, name, template in available_migrations():
@@ -131,7 +122,7 @@ def migrate(store: Store, retention_months: int = 13, deployment: Deployment = S
         applied.append(name)
     apply_retention(store, retention_months, deployment, rollup_retention_months)
     if up_to is None:
-        verify_schema(store)
+        verify_schema(store, deployment)
     return applied
 
 
@@ -140,8 +131,10 @@ def _apply(store: Store, name: str, template: str, deployment: Deployment) -> No
     for statement in render(template, deployment):
         store.command(statement, settings=MIGRATION_SETTINGS)
     for view, target in _BACKFILL.findall(template):
+        # On a cluster the view reads its node's local tables; the backfill reads them all.
+        select = deployment.reading_distributed(_view_select(store, view))
         _run_logged(store, f"filling {target} from the rows already stored",
-                    f"INSERT INTO {target} {_view_select(store, view)}")
+                    f"INSERT INTO {target} {select}")
     for listed in _BACKFILL_DIMENSIONS.findall(template):
         dimensions = [part.strip() for part in listed.split(",") if part.strip()]
         _run_logged(store, f"rolling up {', '.join(dimensions)} of the visits already stored",
@@ -161,8 +154,6 @@ def _run_logged(store: Store, what: str, sql: str) -> None:
     started = time.monotonic()
     store.command(sql)
     logger.info("%s: done in %.1f s", what, time.monotonic() - started)
-
-
 
 
 def apply_retention(store: Store, months: int, deployment: Deployment = SINGLE_NODE,
@@ -186,13 +177,13 @@ def apply_retention(store: Store, months: int, deployment: Deployment = SINGLE_N
     for table, moment, kept in tiers:
         ddl = store.rows(
             "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
-            "AND name = {table:String}", {"table": table})[0][0]
+            "AND name = {table:String}", {"table": deployment.stored_table(table)})[0][0]
         if not kept:
             if " TTL " in ddl:
-                store.command(f"ALTER TABLE {table}{deployment.on_cluster} REMOVE TTL")
+                store.command(f"ALTER TABLE {deployment.alter_target(table)} REMOVE TTL")
         elif f"toIntervalMonth({int(kept)})" not in ddl.replace(" ", ""):
             store.command(
-                f"ALTER TABLE {table}{deployment.on_cluster} MODIFY TTL "
+                f"ALTER TABLE {deployment.alter_target(table)} MODIFY TTL "
                 f"{moment} + INTERVAL {int(kept)} MONTH",
                 settings={"materialize_ttl_after_modify": 1},
             )
