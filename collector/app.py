@@ -28,7 +28,7 @@ from collector.enrich import GeoLookup, SpamList
 from collector.enrich.useragent import warm_up
 from collector.errors import ClientError, OverloadedError, QueryLimitExceeded, TooManyRequests
 from collector.event import EVENT_COLUMNS
-from collector.logs import AccessLogMiddleware, log_access
+from collector.logs import EVENT_LOG_SECONDS, AccessLogMiddleware, EventLog
 from collector.maintenance import Maintenance
 from collector.metrics import AppMetrics, metrics_endpoint
 from collector.openapi import openapi_endpoint
@@ -94,6 +94,7 @@ def create_app(settings: Settings, store: Store | None = None,
         finally:
             if channel is not None:
                 await channel.stop()  # first: no operation may start once the writer stops
+            app.state.event_log.flush()
             app.state.drops.stop()  # the counts go to the writer while it still accepts rows
             app.state.writer.stop()
             background.stop()
@@ -125,6 +126,7 @@ def create_app(settings: Settings, store: Store | None = None,
     app.state.settings = settings
     app.state.metrics = AppMetrics(app.state)
     app.state.rate_limits = RateLimits(settings)
+    app.state.event_log = EventLog()
     return app
 
 
@@ -158,7 +160,7 @@ class CollectorApp(Starlette):
         if status >= 400:
             self.state.metrics.rejections.count(status)
         if self.state.settings.access_log:
-            log_access(scope, status, started)
+            self.state.event_log.answered(status, started)
 
 
 def _start(app: Starlette, settings: Settings, store: Store,
@@ -208,6 +210,7 @@ def _start(app: Starlette, settings: Settings, store: Store,
     # collector's full passes, which otherwise stall the event loop for tens of ms.
     gc.freeze()
     background = Maintenance([(settings.flush_interval, app.state.drops.flush),
+                              (EVENT_LOG_SECONDS, app.state.event_log.flush),
                               (SITE_REFRESH_SECONDS, sites.reload),
                               (SALT_REFRESH_SECONDS, salts.refresh),
                               # Files the update commands replace while we run.

@@ -56,6 +56,7 @@ _first_event_attributes = itemgetter(*(Event._fields.index(name) for name in _AT
 _TEXT_FROM = _STATE.index("entry_page")  # entry page, exit page, then the attributes
 _ATTRIBUTES_FROM = len(_STATE)
 _SIGN = len(VisitRow._fields) - 2
+_VISIT_AT = Event._fields.index("visit")
 if any(get_type_hints(VisitRow)[name] is not str for name in VisitRow._fields[_TEXT_FROM:_SIGN]):
     raise ImportError("collector.visits: a visit attribute is no longer a string")
 # Bytes a cached visit costs besides its strings' characters, measured with tracemalloc
@@ -113,6 +114,11 @@ def _continued_row(row: VisitRow, end_ms: int, event: Event) -> VisitRow:
         row.site, row.visitor, row.visit, row.start_time_ms, duration, pageviews, events,
         interactive, int(pageviews == 1 and interactive == 0), engaged_ms, row.entry_page,
         exit_page, *row[_ATTRIBUTES_FROM:_SIGN], 1, row.version + 1))
+
+
+def _with_visit(event: Event, visit_id: int) -> Event:
+    """``event`` with its visit id (a copy by position: half the cost of ``_replace``)."""
+    return Event._make((*event[:_VISIT_AT], visit_id, *event[_VISIT_AT + 1:]))
 
 
 def _estimated_size(row: VisitRow) -> int:
@@ -178,7 +184,7 @@ class VisitTracker:
             current.size += grown
             self._bytes += grown
         self._visits.move_to_end(key)
-        return event._replace(visit=previous.visit), [cancelled, current.row]
+        return _with_visit(event, previous.visit), [cancelled, current.row]
 
     def _start(self, key: tuple[str, int], event: Event) -> tuple[Event, list[VisitRow]]:
         visit_id = visit_id_of(event.site, event.visitor, event.timestamp_ms)
@@ -190,7 +196,7 @@ class VisitTracker:
         self._visits[key] = visit
         self._bytes += visit.size
         self._evict(event.timestamp_ms)
-        return event._replace(visit=visit_id), [row]
+        return _with_visit(event, visit_id), [row]
 
     def _evict(self, now_ms: int) -> None:
         """Drop visits that timed out, and the least recent ones beyond the bounds."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from collector.app import create_app
+from collector.app import REPORT_CONNECTIONS, create_app
 from collector.logs import configure_logging
 from collector.reports.auth import create_key
 from collector.storage import Store, migrate, open_store
@@ -87,7 +87,9 @@ def test_readyz_gives_up_on_a_store_that_hangs(engine_url: str, store: Store, da
     monkeypatch.setattr(health_view, "READY_TIMEOUT_SECONDS", 0.2)
     with serving(store, engine_url, data_dir) as client:
         report_store = client.app.state.report_store  # type: ignore[attr-defined]
-        with report_store._lock:  # the store takes no call: it hangs, as far as we can tell
+        with ExitStack() as taken:  # every connection busy: it hangs, as far as we can tell
+            for _ in range(REPORT_CONNECTIONS):
+                taken.enter_context(report_store._client())
             for _ in range(3):  # polls while one probe is stuck do not start more probes
                 assert client.get("/readyz").json()["reason"] == "the store does not answer"
         assert client.get("/readyz").status_code == 200
@@ -253,16 +255,44 @@ def test_log_lines_carry_no_address_agent_or_query(engine_url: str, store: Store
         client.post("/api/event?session=s3cr3t", json=EVENT, headers=secret_headers)
         client.get("/pixel.gif?d=obs.test&u=/account%3Ftoken%3Ds3cr3t", headers=secret_headers)
         client.get("/share/cs_abc_s3cr3t")
-        logged = lines()
+    logged = lines()  # and at shutdown, the events' line (collector.logs.EventLog)
     text = "\n".join(logged)
     for secret in ("203.0.113.9", "198.51.100.77", "Chrome/124", "s3cr3t", "email", "?"):
         assert secret not in text
     if log_format == "json":
         access = [json.loads(line) for line in logged if '"collector.access"' in line]
-        assert [(entry["method"], entry["path"], entry["status"]) for entry in access] == [
-            ("POST", "/api/event", 202), ("GET", "/pixel.gif", 200),
-            ("GET", "/share/<token>", 404)]
-        assert all(entry["level"] == "info" and entry["duration_ms"] >= 0 for entry in access)
+        assert [(entry["method"], entry["path"], entry.get("status")) for entry in access] == [
+            ("GET", "/pixel.gif", 200), ("GET", "/share/<token>", 404),
+            ("POST", "/api/event", None)]
+        assert all(entry["level"] == "info" for entry in access)
+        assert all(entry["duration_ms"] >= 0 for entry in access[:2])
+        assert (access[2]["answered"], access[2]["by_status"]) == (1, {"202": 1})
     else:
+        assert '"POST /api/event" 1 answered in ' in text and "(202: 1)" in text
         assert '"GET /share/<token>" 404' in text
 
+
+
+def test_events_are_one_access_line_per_interval_and_one_each_at_debug(
+        engine_url: str, store: Store, data_dir: Path, log_lines: Any) -> None:
+    configure, lines = log_lines
+    configure("text")
+    events_log = logging.getLogger("collector.access")
+    with serving(store, engine_url, data_dir, access_log=True) as client:
+        lines()  # startup
+        for _ in range(3):
+            assert client.post("/api/event", json=EVENT, headers=HEADERS).status_code == 202
+        assert client.post("/api/event", json={"n": "pageview"}, headers=HEADERS) \
+            .status_code == 400
+        assert not [line for line in lines() if "/api/event" in line]  # not yet: summed
+        client.app.state.event_log.flush()  # type: ignore[attr-defined]
+        [summary] = [line for line in lines() if "/api/event" in line]
+        assert '"POST /api/event" 4 answered in ' in summary and "(202: 3, 400: 1)" in summary
+        client.app.state.event_log.flush()  # type: ignore[attr-defined]
+        assert not lines()  # nothing answered since: no line
+        events_log.setLevel(logging.DEBUG)
+        try:
+            client.post("/api/event", json=EVENT, headers=HEADERS)
+        finally:
+            events_log.setLevel(logging.NOTSET)
+        assert [line for line in lines() if '"POST /api/event" 202 ' in line]
