@@ -178,24 +178,28 @@ def _breakdown(engine: _Engine) -> dict[str, Any]:
     offset = (query.page - 1) * query.limit
     if group_rate or entry_metrics:
         # Ordered by figures only Python has: every row, ordered and paged here.
-        answer = _measured(engine, dimensions, group_rate, entry_metrics)
+        answer = _measured(engine, dimensions, group_rate, entry_metrics, ordering)
         rows = sorted(answer.rows.items(), key=_ordering(ordering, dimensions.index(prop)))
         rows = rows[offset:offset + query.limit]
     else:
-        answer = _measured(engine, dimensions, False, (), limit=query.limit, offset=offset,
-                           order_by=((ordering, "desc"), (prop, "asc")))
+        answer = _measured(engine, dimensions, False, (), ordering, limit=query.limit,
+                           offset=offset, order_by=((ordering, "desc"), (prop, "asc")))
         rows = list(answer.rows.items())
     return {"results": [_breakdown_row(query, dimensions, values, row) for values, row in rows]}
 
 
 def _measured(engine: _Engine, dimensions: tuple[str, ...], group_rate: bool,
-              entry_metrics: tuple[str, ...], **ask: Any) -> _Answer:
+              entry_metrics: tuple[str, ...], ordering: str | None = None,
+              **ask: Any) -> _Answer:
     """The query's metrics by ``dimensions``, with group conversion rates and entry-page
-    visit metrics joined in from their own queries when asked."""
+    visit metrics joined in from their own queries when asked, and the ``ordering`` metric."""
     direct = tuple(name for name in engine.query.metrics
                    if name not in entry_metrics and not (group_rate and name == "conversion_rate"))
-    # Visitors always: the converting visitors of a group rate, and the default order.
-    answer = engine.ask(tuple(dict.fromkeys((*direct, "visitors"))), dimensions, **ask)
+    # Visitors when a group rate divides them, the order needs them, or nothing else is
+    # asked of the engine (its rows say which groups there are).
+    wanted = (*direct, *(("visitors",) if group_rate or not direct else ()),
+              *((ordering,) if ordering and ordering not in engine.query.metrics else ()))
+    answer = engine.ask(tuple(dict.fromkeys(wanted)), dimensions, **ask)
     if group_rate:
         goalless = [item for item in engine.filters
                     if not (isinstance(item, list) and len(item) == 3 and item[1] == "event:goal")]
