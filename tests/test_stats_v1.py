@@ -404,6 +404,30 @@ def test_share_links_see_the_public_threshold(client: TestClient, store: Store) 
     assert [row["page"] for row in found] == ["(other)"]
 
 
+# Requests as published integrations send them: a widget's top pages of today, a blog's
+# most read articles, a script counting events, the documentation's first example.
+@pytest.mark.parametrize(("endpoint", "query", "expected"), [
+    ("breakdown", "period=day&property=event:page&limit=5&metrics=visitors",
+     [{"page": "/", "visitors": 2}, {"page": "/blog/a", "visitors": 1},
+      {"page": "/blog/b", "visitors": 1}]),  # today, D+1: V5 V9 on /
+    ("breakdown", "property=event:page&limit=5&period=12mo&filters=event:page%3D%3D/blog/*",
+     [{"page": "/blog/a", "visitors": 2}, {"page": "/blog/b", "visitors": 2}]),
+    ("breakdown", f"period=30d&date={day(2)}&property=event:name&metrics=events&limit=100",
+     [{"name": "pageview", "events": 13}, {"name": "Signup", "events": 2},
+      {"name": "Download", "events": 1}]),
+    ("aggregate", "period=6mo&metrics=visitors,pageviews,bounce_rate,visit_duration",
+     # 10 visits: V0, V7, D's five, D+1's three; 6 bounces; 300 + 600 + 60 + 60 + 180 s.
+     {"visitors": {"value": 9}, "pageviews": {"value": 13}, "bounce_rate": {"value": 60},
+      "visit_duration": {"value": 120}}),
+])
+def test_requests_as_integrations_send_them(client: TestClient, key: str, endpoint: str,
+                                            query: str, expected: Any) -> None:
+    response = client.get(f"/api/v1/stats/{endpoint}?site_id={SITE}&{query}",
+                          headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"results": expected}
+
+
 # --- realtime ------------------------------------------------------------------------------
 
 
