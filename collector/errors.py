@@ -7,7 +7,8 @@
     ├── StorageError             anything the store reports (driver errors are translated here)
     │   ├── StorageUnavailable   the store cannot be reached or opened right now
     │   ├── DataDirectoryBusy    another process owns the embedded data directory
-    │   └── SchemaMismatch       the migrated store differs from collector/schema.py
+    │   ├── SchemaMismatch       the migrated store differs from collector/schema.py
+    │   └── QueryLimitExceeded   a report query reached COLLECTOR_REPORT_MAX_*; 400 or 503
     ├── OverloadedError          no room left for accepted events; ingest answers 503
     │   └── LogFull              the write-ahead log reached COLLECTOR_WAL_MAX_BYTES
     └── ClientError              a request the client must fix; carries its HTTP status
@@ -51,6 +52,19 @@ class DataDirectoryBusy(StorageError):
 
 class SchemaMismatch(StorageError):
     """A column or rollup dimension declared in ``collector.schema`` has no migration."""
+
+
+class QueryLimitExceeded(StorageError):
+    """ClickHouse stopped a query at one of its store's limits (``storage.QueryLimits``).
+
+    ``limit`` is rows, memory, time, or engine memory (the whole engine short of it, not
+    this query's limit); ``allowed`` is that limit's value (0 for engine memory).
+    """
+
+    def __init__(self, detail: str, limit: str, allowed: float) -> None:
+        super().__init__(detail)
+        self.limit = limit
+        self.allowed = allowed
 
 
 class OverloadedError(CollectorError):

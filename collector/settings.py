@@ -329,6 +329,15 @@ class Settings:
         "429 (0: no limit).",
         Parser("a number of requests per second, 0 or more", _rate),
     )
+    report_max_seconds: float = _setting(
+        30.0, "Seconds one report query may run; then it stops and the report answers 503 "
+        "with Retry-After.", Parser("a number of seconds above 0", _seconds))
+    report_max_memory: int = _setting(
+        2 << 30, "Bytes of memory one report query may use; beyond them it stops and the "
+        "report answers 400.", _whole_number(1 << 20))
+    report_max_rows: int = _setting(
+        1_000_000_000, "Stored rows one report query may read; beyond them it stops (or does "
+        "not start) and the report answers 400.", SIZE)
 
     @property
     def store_url(self) -> str:

@@ -179,7 +179,7 @@ def test_reports_do_not_wait_for_the_writers_connection(client: TestClient, stor
     answered, released, holding = threading.Event(), threading.Event(), threading.Event()
 
     def busy_writer() -> None:  # the writer's connection is busy (a long insert, say)
-        with store._lock:
+        with store._client():  # its one connection, taken
             holding.set()
             answered.wait(timeout=30)  # gives up eventually, so a regression fails, not hangs
             released.set()

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from collector.errors import InvalidField
-from collector.reports.csv import FORMULA_PREFIXES, spreadsheet_safe
+from collector.reports.csv import FORMULA_PREFIXES, LINE_END, spreadsheet_safe
 from collector.schema import TABLES, Column, column_names
 
 EXPORT_VERSION = 1
@@ -104,7 +104,8 @@ def jsonl_header(header: dict[str, Any]) -> bytes:
 def csv_row(cells: Sequence[Any]) -> bytes:
     """One CSV line, text cells quoted as the export's CSV quotes them (see above)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow([_csv_cell(cell) for cell in cells])
+    # CRLF: a CR inside a cell is then quoted, never a line break to a spreadsheet.
+    csv.writer(buffer, lineterminator=LINE_END).writerow([_csv_cell(cell) for cell in cells])
     return buffer.getvalue().encode()
 
 

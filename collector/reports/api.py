@@ -6,11 +6,15 @@ same header; never in the URL, where logs and Referer headers would keep it: sha
 links open ``/share/<token>``, whose page sends the header). Failed key checks are
 limited per client (``collector.ratelimit``). The query shape follows Plausible's
 Stats API v2; answers are JSON, or CSV with ``Accept: text/csv``/``?format=csv``.
-Store calls block, so they run in the thread pool, never on the event loop.
+Store calls block, so they run in the thread pool, never on the event loop, on the
+reports' own connections, bounded by ``COLLECTOR_REPORT_MAX_*``: a query that reaches a
+limit answers 400 (it asks for too much) or 503 with ``Retry-After`` (it ran out of
+time), never 500 (``report_limit_exceeded``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -20,7 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from collector.dashboard.sessions import COOKIE_NAME, session_grant
-from collector.errors import InvalidField
+from collector.errors import InvalidField, QueryLimitExceeded
 from collector.ratelimit import RateLimits
 from collector.reports.auth import API_KEY, Grant, require_site
 from collector.reports.csv import csv_lines, wants_csv
@@ -32,6 +36,18 @@ from collector.untrusted_json import decode_json
 
 MAX_QUERY_BODY = 65536
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+# What each limit means to the one asking, and whether asking again later may help.
+_LIMIT_REASONS = {
+    "rows": "this report would read more stored rows than the collector allows one query "
+            "({allowed:,.0f}): ask about a shorter date range",
+    "memory": "this report needs more memory than the collector allows one query "
+              "({allowed:,.0f} bytes): ask about a shorter date range or fewer dimensions",
+    "time": "this report ran longer than the collector allows one query ({allowed:g} s) and "
+            "was stopped: try again later, or ask about a shorter date range",
+    "engine memory": "the collector is short of memory for reports right now: try again later",
+}
 
 
 def report_routes() -> list[Route]:
@@ -177,3 +193,16 @@ def _filter_json(item: Filter) -> list[Any]:
     if item.operator == "not":
         return ["not", _filter_json(item.children[0])]
     return [item.operator, [_filter_json(child) for child in item.children]]
+
+
+async def report_limit_exceeded(request: Request, error: Exception) -> Response:
+    """The app's handler for ``QueryLimitExceeded``: 400 for a report that asks for too
+    much, 503 with ``Retry-After`` for one that ran out of time (or of engine memory)."""
+    assert isinstance(error, QueryLimitExceeded)
+    reason = _LIMIT_REASONS[error.limit].format(allowed=error.allowed)
+    if error.limit in ("rows", "memory"):
+        return JSONResponse({"error": reason, "limit": error.limit}, 400, headers=NO_STORE)
+    # As long as the query was allowed to run: the load that slowed it may have passed.
+    retry = str(max(1, math.ceil(error.allowed)))
+    return JSONResponse({"error": reason, "limit": error.limit}, 503,
+                        headers={**NO_STORE, "Retry-After": retry})

@@ -11,7 +11,6 @@ request carries is a ``{pN:Type}`` placeholder.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,6 +32,7 @@ from collector.reports.dimensions import (
 from collector.reports.goals import Goal, condition_sql, goal_dimension_sql
 from collector.reports.metrics import COMPONENT_SQL, METRICS, component_sql, needs_visit_table
 from collector.reports.params import Parameters
+from collector.reports.patterns import check_pattern
 from collector.reports.request import Condition, Filter, Logical, QuerySpec
 from collector.reports.thresholds import folded_sql
 from collector.schema import rollup_dimensions
@@ -300,39 +300,48 @@ def _operator_sql(item: Condition, expression: str, params: Parameters) -> str:
     elif item.operator in ("contains", "contains_not"):
         test = f"multiSearchAny({expression}, {params.bind(values, 'Array(String)')})"
     else:
-        for index, pattern in enumerate(values):
-            _check_regex(pattern, f"{item.path}[2][{index}]")
+        _check_patterns(item)
         test = "(" + " OR ".join(f"match({expression}, {params.bind(pattern)})"
                                  for pattern in values) + ")"
     return f"NOT ({test})" if item.operator.endswith("_not") else test
 
 
 def _goal_condition(item: Condition, context: SiteContext, params: Parameters) -> str:
-    by_name = {goal.name: goal for goal in context.goals}
-    if item.operator in ("is", "is_not"):
-        for index, name in enumerate(item.values):
-            if name not in by_name:
-                raise InvalidField(f"the site has no goal named {name!r}",
-                                   f"{item.path}[2][{index}]")
-        chosen = [by_name[name] for name in item.values]
-    elif item.operator in ("contains", "contains_not"):
-        chosen = [goal for goal in context.goals if any(v in goal.name for v in item.values)]
+    if item.operator in ("matches", "matches_not"):
+        test = _goal_match_sql(item, context, params)
     else:
-        for index, pattern in enumerate(item.values):
-            _check_regex(pattern, f"{item.path}[2][{index}]")
-        chosen = [goal for goal in context.goals
-                  if any(re.search(pattern, goal.name) for pattern in item.values)]
-    test = " OR ".join(condition_sql(goal, params) for goal in chosen) or "0"
+        test = " OR ".join(condition_sql(goal, params)
+                           for goal in _named_goals(item, context)) or "0"
     return f"NOT ({test})" if item.operator.endswith("_not") else f"({test})"
 
 
-def _check_regex(pattern: str, field: str) -> None:
-    try:
-        re.compile(pattern)
-    except re.error as error:
-        raise InvalidField(f"not a valid regular expression ({error})", field) from None
-    if re.search(r"\(\?[=!<]|\\[1-9]", pattern):
-        raise InvalidField("lookarounds and backreferences are not supported (RE2)", field)
+def _named_goals(item: Condition, context: SiteContext) -> list[Goal]:
+    """The goals an is or contains filter names."""
+    if item.operator in ("contains", "contains_not"):
+        return [goal for goal in context.goals if any(v in goal.name for v in item.values)]
+    by_name = {goal.name: goal for goal in context.goals}
+    for index, name in enumerate(item.values):
+        if name not in by_name:
+            raise InvalidField(f"the site has no goal named {name!r}", f"{item.path}[2][{index}]")
+    return [by_name[name] for name in item.values]
+
+
+def _goal_match_sql(item: Condition, context: SiteContext, params: Parameters) -> str:
+    """True for events completing a goal whose name matches any of the patterns.
+
+    The names are matched by ClickHouse (RE2, as for every other dimension), never by
+    Python's backtracking ``re``; name and patterns being constants, it does so once.
+    """
+    _check_patterns(item)
+    patterns = params.bind(list(item.values), "Array(String)")
+    return " OR ".join(
+        f"(arrayExists(pattern -> match({params.bind(goal.name)}, pattern), {patterns}) "
+        f"AND {condition_sql(goal, params)})" for goal in context.goals) or "0"
+
+
+def _check_patterns(item: Condition) -> None:
+    for index, pattern in enumerate(item.values):
+        check_pattern(pattern, f"{item.path}[2][{index}]")
 
 
 def _order(spec: QuerySpec, aliases: list[str]) -> str:

@@ -1,13 +1,25 @@
-"""CSV rendering of a report: one header line, then one line per result row, streamed."""
+"""CSV rendering of a report: one header line, then one line per result row, streamed.
+
+The text in a report comes from visitors (a campaign tag, a page, a property), and
+CSV files are opened in spreadsheets. Lines end in ``\\r\\n`` and any cell holding a
+comma, a quote, a CR or an LF is quoted (RFC 4180), so a value never starts a line
+of its own; a text cell a spreadsheet would run as a formula gets a leading ``'``
+(OWASP's rule for CSV injection). Numbers stay numbers.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from starlette.requests import Request
+
+LINE_END = "\r\n"
+# A cell starting with one of these is run as a formula by spreadsheet programs
+# (tab and carriage return too, once the program strips them).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def wants_csv(request: Request) -> bool:
@@ -20,15 +32,10 @@ def wants_csv(request: Request) -> bool:
 def csv_lines(dimensions: tuple[str, ...], metrics: tuple[str, ...],
               results: list[dict[str, Any]]) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator=LINE_END)
     yield _line(buffer, writer, [*dimensions, *metrics])
     for row in results:
-        yield _line(buffer, writer, [*map(spreadsheet_safe, row["dimensions"]), *row["metrics"]])
-
-
-# A cell starting with one of these is run as a formula by spreadsheet programs
-# (tab and carriage return too, once the program strips them).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+        yield _line(buffer, writer, [*row["dimensions"], *row["metrics"]])
 
 
 def spreadsheet_safe(value: Any) -> Any:
@@ -38,8 +45,8 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
-def _line(buffer: io.StringIO, writer: Any, cells: list[Any]) -> str:
+def _line(buffer: io.StringIO, writer: Any, cells: Iterable[Any]) -> str:
     buffer.seek(0)
     buffer.truncate()
-    writer.writerow(cells)
+    writer.writerow([spreadsheet_safe(cell) for cell in cells])
     return buffer.getvalue()

@@ -7,12 +7,12 @@ from the goal list with every name and pattern bound as a parameter.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
 from collector.errors import InvalidField
 from collector.reports.params import Parameters
+from collector.reports.patterns import literal_pattern
 from collector.storage import Store
 
 PAGE = "page"
@@ -29,10 +29,9 @@ class Goal:
 
 def glob_to_regex(glob: str) -> str:
     """``/blog/*`` matches one path segment, ``/docs/**`` any depth; anchored both ends."""
-    parts = re.split(r"(\*\*|\*)", glob)
-    translated = "".join(".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part)
-                         for part in parts)
-    return f"^{translated}$"
+    any_depth = ("[^/]*".join(literal_pattern(piece) for piece in part.split("*"))
+                 for part in glob.split("**"))
+    return f"^{'.*'.join(any_depth)}$"
 
 
 def condition_sql(goal: Goal, params: Parameters) -> str:

@@ -1,7 +1,7 @@
 """Storage: the only package that imports ``clickhouse_connect``."""
 
-from collector.storage.client import LOCK_FILE_NAME, Store, open_store
+from collector.storage.client import LOCK_FILE_NAME, QueryLimits, Store, open_store
 from collector.storage.migrations import applied_versions, apply_retention, migrate
 
-__all__ = ["LOCK_FILE_NAME", "Store", "apply_retention", "applied_versions", "migrate",
-           "open_store"]
+__all__ = ["LOCK_FILE_NAME", "QueryLimits", "Store", "apply_retention", "applied_versions",
+           "migrate", "open_store"]

@@ -6,16 +6,24 @@ into ``collector.errors``. The same SQL runs on the embedded engine
 opening the data directory (one owner process, guarded by a lock file here) and
 the database to create before connecting (a server needs it created through a
 client connected to ``default``).
+
+A client takes one call at a time, so a store opened with several connections
+runs that many at once (the reports' store: one slow report does not hold up the
+others, nor the readiness probe). ``QueryLimits`` bound every SELECT of a store
+(the reports'): ClickHouse stops a query at the first limit it reaches, and the
+error says which one (``QueryLimitExceeded``).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import queue
 import re
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -25,7 +33,12 @@ import msgspec
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from collector import lockfile
-from collector.errors import DataDirectoryBusy, StorageError, StorageUnavailable
+from collector.errors import (
+    DataDirectoryBusy,
+    QueryLimitExceeded,
+    StorageError,
+    StorageUnavailable,
+)
 
 # Lock files of embedded data directories this process owns, by resolved path.
 _OWNED_DIRECTORIES: dict[Path, int] = {}
@@ -34,36 +47,59 @@ LOCK_FILE_NAME = "collector.lock"
 ENGINE_STATUS_FILE_NAME = "status"
 _DATETIME64 = re.compile(r"^(?:Nullable\()?DateTime64\((\d+)")
 _JSON = msgspec.json.Encoder()
+# ClickHouse's error codes for a query stopped by one of its limits, and the limit.
+_LIMIT_ERRORS = {158: "rows", 241: "memory", 159: "time", 160: "time"}
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one SELECT may spend before ClickHouse stops it."""
+
+    seconds: float
+    memory_bytes: int
+    rows: int
+
+    def settings(self) -> dict[str, Any]:
+        return {"max_execution_time": self.seconds, "max_memory_usage": self.memory_bytes,
+                "max_rows_to_read": self.rows}
+
+    def allowed(self, limit: str) -> float:
+        """The value of ``limit`` (rows, memory, time); 0 for one that is not a setting."""
+        return {"rows": self.rows, "memory": self.memory_bytes, "time": self.seconds}.get(limit, 0)
 
 
 class Store:
-    """A connection to one ClickHouse database (embedded or server)."""
+    """Connections to one ClickHouse database (embedded or server)."""
 
-    def __init__(self, client: Any, database: str, url: str) -> None:
-        self._client = client
+    def __init__(self, clients: Sequence[Any], database: str, url: str,
+                 limits: QueryLimits | None = None) -> None:
+        # A client is not safe for concurrent calls (the chdb one, nor an HTTP session):
+        # each call takes an idle one, waiting while all are busy.
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for client in clients:
+            self._idle.put(client)
+        self._connections = len(clients)
         self.database = database
         self.url = url
         self.embedded = url.startswith("chdb://")
-        # The chdb client is not safe for concurrent calls from several threads.
-        self._lock = threading.Lock()
+        self.limits = limits
         self._scales: dict[str, dict[str, int]] = {}
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None,
                 settings: dict[str, Any] | None = None) -> Any:
-        with self._lock, _translated_errors():
-            return self._client.command(sql, parameters=parameters, settings=settings)
+        with self._client() as client:
+            return client.command(sql, parameters=parameters, settings=settings)
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None,
              settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        with self._lock, _translated_errors():
-            result = self._client.query(sql, parameters=parameters, settings=settings)
+        with self._client() as client:
+            result = client.query(sql, parameters=parameters, settings=self._bounded(settings))
             return list(result.result_rows)
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None,
               settings: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Column names and rows."""
-        with self._lock, _translated_errors():
-            result = self._client.query(sql, parameters=parameters, settings=settings)
+        with self._client() as client:
+            result = client.query(sql, parameters=parameters, settings=self._bounded(settings))
             return list(result.column_names), list(result.result_rows)
 
     def stream_columns(self, sql: str, parameters: dict[str, Any] | None = None,
@@ -79,9 +115,9 @@ class Store:
         ``strings_as_bytes`` leaves String values undecoded, for text written out as is.
         """
         formats = {"String": "bytes"} if strings_as_bytes else None
-        with self._lock, _translated_errors():
-            with self._client.query_column_block_stream(
-                    sql, parameters=parameters, settings=settings,
+        with self._client() as client:
+            with client.query_column_block_stream(
+                    sql, parameters=parameters, settings=self._bounded(settings),
                     query_formats=formats) as blocks:
                 yield from blocks
 
@@ -111,9 +147,9 @@ class Store:
             encoded = _JSON.encode([tick / scale for tick in values] if scale else values)
             parts.append(b'"' + name.encode() + b'":' + encoded)
         payload = b"{" + b",".join(parts) + b"}"
-        with self._lock, _translated_errors():
-            self._client.raw_insert(table, list(column_names), insert_block=payload,
-                                    settings=settings, fmt="JSONColumns")
+        with self._client() as client:
+            client.raw_insert(table, list(column_names), insert_block=payload,
+                              settings=settings, fmt="JSONColumns")
 
     def _tick_scales(self, table: str) -> dict[str, int]:
         """Ticks per second of each DateTime64 column of ``table`` (cached)."""
@@ -129,35 +165,56 @@ class Store:
         return scales
 
     def close(self) -> None:
-        with self._lock:
-            self._client.close()
+        for _ in range(self._connections):  # each once its call is over
+            self._idle.get().close()
+
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        """An idle client for one call, its driver errors translated."""
+        client = self._idle.get()
+        try:
+            with _translated_errors(self.limits):
+                yield client
+        finally:
+            self._idle.put(client)
+
+    def _bounded(self, settings: dict[str, Any] | None) -> dict[str, Any] | None:
+        if self.limits is None:
+            return settings
+        return {**self.limits.settings(), **(settings or {})}
 
 
-def open_store(url: str, database: str | None = None) -> Store:
-    """Connect to the store at ``url``, creating the database when missing."""
+
+def open_store(url: str, database: str | None = None, connections: int = 1,
+               limits: QueryLimits | None = None) -> Store:
+    """Connect to the store at ``url`` with ``connections`` clients, creating the database
+    when missing; ``limits`` bound each of its SELECTs."""
     parts = urlsplit(url)
     if parts.scheme == "chdb":
-        return _open_embedded(url, database or "collector")
+        return _open_embedded(url, database or "collector", connections, limits)
     if parts.scheme in ("http", "https"):
-        return _open_server(url, database)
+        return _open_server(url, database, connections, limits)
     raise StorageError(
         f"COLLECTOR_CLICKHOUSE_URL: unsupported scheme {parts.scheme!r} "
         "(use chdb://DIR or http(s)://user:password@host:8123/database)"
     )
 
 
-def _open_embedded(url: str, database: str) -> Store:
+def _open_embedded(url: str, database: str, connections: int = 1,
+                   limits: QueryLimits | None = None) -> Store:
     directory = Path(url[len("chdb://"):]).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)
     _claim_directory(directory)
     with _translated_errors():
         bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{directory}")
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {_identifier(database)}")
-        client = clickhouse_connect.get_client(dsn=f"chdb://{directory}", database=database)
-    return Store(client, database, f"chdb://{directory}")
+        clients = [clickhouse_connect.get_client(dsn=f"chdb://{directory}", database=database)
+                   for _ in range(connections)]
+    return Store(clients, database, f"chdb://{directory}", limits)
 
 
-def _open_server(url: str, database: str | None) -> Store:
+def _open_server(url: str, database: str | None, connections: int = 1,
+                 limits: QueryLimits | None = None) -> Store:
     parts = urlsplit(url)
     database = database or parts.path.strip("/") or "collector"
     options: dict[str, Any] = {
@@ -171,8 +228,9 @@ def _open_server(url: str, database: str | None) -> Store:
         bootstrap = clickhouse_connect.get_client(**options)
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {_identifier(database)}")
         bootstrap.close()
-        client = clickhouse_connect.get_client(database=database, **options)
-    return Store(client, database, url)
+        clients = [clickhouse_connect.get_client(database=database, **options)
+                   for _ in range(connections)]
+    return Store(clients, database, url, limits)
 
 
 def _claim_directory(directory: Path) -> None:
@@ -234,11 +292,23 @@ def _identifier(name: str) -> str:
 
 
 @contextmanager
-def _translated_errors() -> Iterator[None]:
+def _translated_errors(limits: QueryLimits | None = None) -> Iterator[None]:
     """Driver exceptions become the collector's own."""
     try:
         yield
     except OperationalError as error:
         raise StorageUnavailable(f"ClickHouse is unreachable: {error}") from error
     except ClickHouseError as error:
+        limit = _limit_reached(error)
+        if limits is not None and limit is not None:
+            raise QueryLimitExceeded(str(error), limit, limits.allowed(limit)) from error
         raise StorageError(str(error)) from error
+
+
+def _limit_reached(error: ClickHouseError) -> str | None:
+    """rows, memory, time (or engine memory): the limit that stopped the query, if one did."""
+    limit = _LIMIT_ERRORS.get(getattr(error, "code", None) or 0)
+    # The whole engine short of memory is not this query's limit: a later try may pass.
+    if limit == "memory" and "query memory limit" not in str(error).lower():
+        return "engine memory"
+    return limit
