@@ -60,12 +60,51 @@ class IngestProtocol(LimitedHttpProtocol):
     _event_size = 0
     _event_started = 0.0
     _paused_for_answers = False
+    _idle_since = 0.0  # loop time of the last answer: the keep-alive timeout runs from it
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._event_body is not None:  # nothing of it was recorded, nothing is wrong
             self._event_body = None
             logger.debug(CLIENT_GONE, *_SCOPE.values())
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         _Base.connection_lost(self, exc)
+
+    # Keep-alive, with one timer per connection: uvicorn cancels its timer whenever data
+    # comes and arms a new one after each answer, a timer per request. Here the timer
+    # stays armed; when it fires it closes the connection only if no request is under
+    # way and the last answer is the timeout old, and otherwise waits for the rest.
+    def _unset_keepalive_if_required(self) -> None:
+        pass
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next pipelined request, through the app
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def timeout_keep_alive_handler(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self.transport.is_closing():
+            return
+        if not self._between_requests() or self.pipeline \
+                or (self.cycle is not None and not self.cycle.response_complete):
+            return  # a request is under way: its answer arms the timer again
+        remaining = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if remaining > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                remaining, self.timeout_keep_alive_handler)
+        else:
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
         if not self._answers_here():

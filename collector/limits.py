@@ -143,6 +143,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._message_complete()
         _Base.on_message_complete(self)
 
+    def _between_requests(self) -> bool:
+        """Whether no request has begun since the last one was whole."""
+        return self._phase is _IDLE
+
     def _head_complete(self) -> None:
         """The head is in: its deadline is met, the body's applies (armed by data_received)."""
         self._phase = _BODY

@@ -240,6 +240,21 @@ def test_a_keep_alive_connection_left_idle_is_closed(port: int) -> None:
     assert time.monotonic() - started > 0.9
 
 
+def test_a_connection_in_use_outlives_the_keep_alive_timeout(port: int) -> None:
+    """The keep-alive timer counts from the last answer: requests every 0.4 s for longer
+    than the 1 s timeout, events and others, keep the connection open."""
+    health = b"GET /healthz HTTP/1.1\r\nHost: limits.test\r\n\r\n"
+    with connect(port) as connection:
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:
+            connection.sendall(request_bytes())
+            assert status_of(one_response(connection)) == 202
+            connection.sendall(health)
+            assert status_of(one_response(connection)) == 200
+            time.sleep(0.4)
+        assert until_closed(connection, 1 + SLACK) == b""
+
+
 def test_requests_beyond_the_connection_cap_get_503(store: Store, engine_url: str) -> None:
     app = create_app(app_settings(engine_url), store)
     with BackgroundServer(QuietDisconnects(app), **served_options(app, max_connections=3)) \
