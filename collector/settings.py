@@ -306,7 +306,8 @@ class Settings:
         OPTIONAL_FILE,
     )
     access_log: bool = _setting(
-        True, "Write an access log line per request (never with the IP).", BOOLEAN)
+        True, "Write an access log line per request (never with the IP); events are summed "
+        "into one line per 10 seconds (each its own line at debug level).", BOOLEAN)
     log_level: str = _setting("info", "Log level: debug, info, warning, error.",
                               Parser("one of " + ", ".join(LOG_LEVELS), _log_level))
     log_format: str = _setting(
