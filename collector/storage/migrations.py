@@ -197,6 +197,10 @@ def split_statements(sql: str) -> list[str]:
 
 
 def _ensure_migrations_table(store: Store, deployment: Deployment) -> None:
+    if deployment.cluster:
+        # Every node needs the database before an ON CLUSTER statement creates tables in it;
+        # opening the store created it on the node it connected to only.
+        store.command(f"CREATE DATABASE IF NOT EXISTS `{store.database}`{deployment.on_cluster}")
     store.command(
         f"CREATE TABLE IF NOT EXISTS schema_migrations{deployment.on_cluster} "
         "(version UInt32, name String, applied_ms UInt64) "
