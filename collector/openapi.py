@@ -61,18 +61,41 @@ _ERRORS = {
     "429": _error("Too many failed key checks from this client.", RETRY_AFTER),
 }
 _REPORT_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}]
+# What Plausible accepts; what it cannot use is dropped with the event kept (ingest.py).
 _EVENT_FIELDS: dict[str, tuple[Schema, str]] = {
-    "name": ({"type": "string", "maxLength": 120}, "n"),
-    "url": ({"type": "string", "maxLength": 2048}, "u"),
-    "domain": ({"type": "string", "maxLength": 1000}, "d"),
-    "referrer": ({"type": ["string", "null"], "maxLength": 2048}, "r"),
+    "name": ({"type": ["string", "integer"], "maxLength": 120,
+              "description": "Required; a number is taken as its text (404)."}, "n"),
+    "url": ({"type": "string", "maxLength": 2000,
+             "description": "Required, at most 2,000 bytes; any scheme but data: (a page "
+                            "without a host is (none))."}, "u"),
+    "domain": ({"type": "string", "maxLength": 1000,
+                "description": "Comma-separated sites; default: the url's host."}, "d"),
+    "referrer": ({"type": ["string", "null"],
+                  "description": "Cut at 2,000 characters; anything but text is ignored."},
+                 "r"),
     "props": ({"type": ["object", "string", "null"],
-               "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}, "p"),
+               "description": "Or `m`/`meta`, which come first. An object or its JSON "
+                              "text; the first 30 string, number or boolean values are kept "
+                              "(key at most 300 bytes, value 2,000), anything else dropped.",
+               "additionalProperties": {"type": ["string", "number", "boolean", "null"]}},
+              "p"),
+    "revenue": ({"type": ["object", "string", "null"],
+                 "description": "Also `$`. {amount, currency}: a number (or its text) in an "
+                                "ISO 4217 currency; anything else is dropped.",
+                 "properties": {"amount": {"type": ["number", "string"]},
+                                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}}},
+                "$"),
     "hashMode": ({"type": ["boolean", "integer"]}, "h"),
-    "interactive": ({"type": ["boolean", "integer"]}, "i"),
-    "screen_width": ({"type": "integer", "minimum": 0, "maximum": 100000}, "w"),
-    "scroll_depth": ({"type": "integer", "minimum": 0, "maximum": 100}, "sd"),
-    "engagement_time": ({"type": "integer", "minimum": 0}, "e"),
+    "interactive": ({"type": ["boolean", "integer"],
+                     "description": "Anything but a boolean (or 0, 1) is ignored."}, "i"),
+    "screen_width": ({"type": "integer", "minimum": 0, "maximum": 100000,
+                      "description": "Anything else is ignored."}, "w"),
+    "scroll_depth": ({"type": ["integer", "string"],
+                      "description": "Engagement events: 0-100, more counts as 100."}, "sd"),
+    "engagement_time": ({"type": ["integer", "string"],
+                         "description": "Engagement events, milliseconds: one report counts "
+                                        "at most 30 minutes. An engagement event needs "
+                                        "sd or e."}, "e"),
 }
 _DATE_RANGE = {"oneOf": [
     {"type": "string", "description": "day, 24h, 7d, 28d, 30d, month, 6mo, 12mo, year, all"},
@@ -95,9 +118,10 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "description": "Plausible's Events API body; each field also takes its short name.",
         "properties": {
-            **{name: {**schema, "description": f"Also `{short}`."}
-               for name, (schema, short) in _EVENT_FIELDS.items()},
+            **{name: {**schema, "description": f"Also `{short}`. {schema.get('description', '')}"
+                      .rstrip()} for name, (schema, short) in _EVENT_FIELDS.items()},
             **{short: schema for schema, short in _EVENT_FIELDS.values()},
+            **dict.fromkeys(("m", "meta"), _EVENT_FIELDS["props"][0]),
         },
     },
     "Filter": {
@@ -201,8 +225,10 @@ _V1_ROWS = {"type": "array", "items": {"type": "object"}}
 PATHS: dict[str, Schema] = {
     "/api/event": {"post": {
         "summary": "Record a pageview or a custom event (Plausible's Events API).",
-        "description": "Any Content-Type is read as JSON. 202 also answers events dropped on "
-                       "purpose, with X-Collector-Dropped naming the reason.",
+        "description": "Any Content-Type is read as JSON. Accepted as Plausible accepts it: "
+                       "a field it cannot use is dropped and the event kept. 202 also answers "
+                       "events dropped on purpose, with X-Collector-Dropped naming the "
+                       "reason (a domain that names no site: unknown-site).",
         "requestBody": {"required": True, "content": {
             **_json(_ref("Event")), "text/plain": {"schema": _STRING}}},
         "responses": {
@@ -210,7 +236,9 @@ PATHS: dict[str, Schema] = {
                     "headers": {"X-Collector-Dropped": {
                         "description": "Why the event was not recorded.", "schema": _STRING}},
                     "content": {"text/plain": {"schema": {"const": "ok"}}}},
-            "400": _error("Invalid input; `field` names what to fix."),
+            "400": _error("No event to record: not a JSON object, no name, no url (or a "
+                          "data: one), no domain, a prop over its length, an engagement "
+                          "without sd or e; `field` names what to fix."),
             "413": _error("The body is larger than COLLECTOR_BODY_LIMIT."),
             "429": _error("Rate limit of the client or the site.", RETRY_AFTER),
             "503": _error("The write buffer is full; nothing accepted is lost.", RETRY_AFTER),
@@ -270,6 +298,18 @@ PATHS: dict[str, Schema] = {
             "200": {"description": "The script.",
                     "content": {"application/javascript": {"schema": _STRING}}},
             "304": {"description": "Not modified (If-None-Match)."},
+        },
+    }},
+    "/js/{name}": {"get": {
+        "summary": "The tracking script under Plausible's names: script.js, plausible.js or "
+                   "analytics.js with its extensions in any order (script.hash.tagged-events.js).",
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": _STRING}],
+        "responses": {
+            "200": {"description": "The script variant the name asks for.",
+                    "content": {"application/javascript": {"schema": _STRING}}},
+            "304": {"description": "Not modified (If-None-Match)."},
+            "404": {"description": "A name Plausible never served a script under.",
+                    "content": {"text/plain": {"schema": _STRING}}},
         },
     }},
     "/healthz": {"get": {

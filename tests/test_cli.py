@@ -232,21 +232,26 @@ def test_goals_and_thresholds(cli_env: dict[str, str]) -> None:
     goal = parsed(invoke(cli_env, "goals", "add", "--site", "example.com", "--page", "/blog/**",
                          "--json"))
     assert goal == {"site": "example.com", "name": "Visit /blog/**", "kind": "page",
-                    "pattern": "/blog/**"}
+                    "pattern": "/blog/**", "currency": ""}
     signup = invoke(cli_env, "goals", "add", "--site", "example.com", "--event", "Signup")
     assert signup.stdout == "example.com: goal 'Signup' (event Signup)\n"
+    purchase = invoke(cli_env, "goals", "add", "--site", "example.com", "--event", "Purchase",
+                      "--currency", "eur")
+    assert purchase.stdout == "example.com: goal 'Purchase' (event Purchase, revenue in EUR)\n"
+    assert_fails_in_one_line(invoke(cli_env, "goals", "add", "--site", "example.com", "--page",
+                                    "/buy", "--currency", "EUR"), "a revenue goal is a custom")
     assert_fails_in_one_line(invoke(cli_env, "goals", "add", "--site", "nosuch.com", "--event",
                                     "Signup"), "unknown site 'nosuch.com'")
     assert_fails_in_one_line(invoke(cli_env, "goals", "add", "--site", "example.com", "--page",
                                     "blog"), "starting with /")
     header, *rows = invoke(cli_env, "goals", "list", "--site", "example.com").stdout.splitlines()
-    assert header.split() == ["name", "kind", "pattern"]
-    assert [row.split()[-1] for row in rows] == ["Signup", "/blog/**"]
+    assert header.split() == ["name", "kind", "pattern", "currency"]
+    assert [row.split()[-1] for row in rows] == ["EUR", "Signup", "/blog/**"]
     assert invoke(cli_env, "goals", "remove", "--site", "example.com", "Signup").exit_code == 0
     assert_fails_in_one_line(invoke(cli_env, "goals", "remove", "--site", "example.com",
                                     "Signup"), "example.com has no goal 'Signup'")
     assert [g["name"] for g in parsed(invoke(cli_env, "goals", "list", "--site", "example.com",
-                                             "--json"))["goals"]] == ["Visit /blog/**"]
+                                             "--json"))["goals"]] == ["Purchase", "Visit /blog/**"]
 
     shown = invoke(cli_env, "keys", "threshold", "--site", "example.com")
     assert shown.stdout == "example.com: k=1 for API keys, k=5 for share tokens\n"

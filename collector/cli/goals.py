@@ -23,16 +23,21 @@ def goals() -> None:
 @click.option("--event", default=None, metavar="NAME", help="A custom event name.")
 @click.option("--name", default="", show_default=True,
               help="Display name (default: 'Visit GLOB' or the event name).")
+@click.option("--currency", default=None, metavar="CODE",
+              help="Make an --event goal a revenue goal: its events' revenue in this ISO 4217 "
+                   "currency (EUR, USD...) is reported as total_revenue and average_revenue.")
 @json_option
 @click.pass_context
 def add(ctx: click.Context, site: str, page: str | None, event: str | None, name: str,
-        as_json: bool) -> None:
+        currency: str | None, as_json: bool) -> None:
     """Add a goal: give exactly one of --page and --event."""
     if (page is None) == (event is None):
         raise click.UsageError("give exactly one of --page GLOB and --event NAME")
-    goal = run(ctx, "goals.add", {"site": site, "page": page, "event": event, "name": name})
+    goal = run(ctx, "goals.add", {"site": site, "page": page, "event": event, "name": name,
+                                  "currency": currency or ""})
     emit(goal, as_json, lambda goal: click.echo(
-        f"{goal['site']}: goal {goal['name']!r} ({goal['kind']} {goal['pattern']})"))
+        f"{goal['site']}: goal {goal['name']!r} ({goal['kind']} {goal['pattern']}"
+        + (f", revenue in {goal['currency']})" if goal["currency"] else ")")))
 
 
 @goals.command("list")
@@ -45,8 +50,9 @@ def list_command(ctx: click.Context, site: str, as_json: bool) -> None:
 
 
 def _print_goals(result: dict[str, Any]) -> None:
-    print_table(("name", "kind", "pattern"),
-                ((goal["name"], goal["kind"], goal["pattern"]) for goal in result["goals"]),
+    print_table(("name", "kind", "pattern", "currency"),
+                ((goal["name"], goal["kind"], goal["pattern"], goal["currency"])
+                 for goal in result["goals"]),
                 empty=f"{result['site']} has no goals")
 
 

@@ -12,18 +12,20 @@ from collector.sites import check_allowed, domain_of
 
 
 def _goal_json(site: str, goal: Goal) -> dict[str, Any]:
-    return {"site": site, "name": goal.name, "kind": goal.kind, "pattern": goal.pattern}
+    return {"site": site, "name": goal.name, "kind": goal.kind, "pattern": goal.pattern,
+            "currency": goal.currency}
 
 
 @operation("goals.add")
 def add(context: OperationContext, site: str, page: str | None = None,
-        event: str | None = None, name: str = "") -> dict[str, Any]:
-    """A goal completed by pageviews matching the ``page`` glob, or by custom ``event``."""
+        event: str | None = None, name: str = "", currency: str = "") -> dict[str, Any]:
+    """A goal completed by pageviews matching the ``page`` glob, or by custom ``event``
+    (a revenue goal with ``currency``: its revenue is reported in that currency)."""
     if (page is None) == (event is None):
         raise InvalidField("give either a page glob or an event name", "page")
     domain = check_allowed(context.store, site, context.settings.sites)
     kind, pattern = (PAGE, page) if page is not None else (EVENT, event or "")
-    goal = add_goal(context.store, domain, kind, pattern, name)
+    goal = add_goal(context.store, domain, kind, pattern, name, currency.upper())
     refresh_server(context)
     return _goal_json(domain, goal)
 

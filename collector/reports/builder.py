@@ -34,6 +34,7 @@ from collector.reports.metrics import COMPONENT_SQL, METRICS, component_sql, nee
 from collector.reports.params import Parameters
 from collector.reports.patterns import check_pattern
 from collector.reports.request import Condition, Filter, Logical, QuerySpec
+from collector.reports.revenue import counted_sql, uses_revenue
 from collector.reports.thresholds import folded_sql
 from collector.schema import rollup_dimensions
 from collector.storage.rollups import events_hours, visits_dimension_hours
@@ -87,6 +88,8 @@ def query_level(spec: QuerySpec) -> str:
         level = levels.pop()
     elif needs_visit_table(spec.metrics):
         level = "visit"
+    elif uses_revenue(spec.metrics):  # revenue is stored on events only
+        level = "event"
     else:
         level = "event" if any(leaf.dimension.startswith("event:")
                                for leaf in leaves(spec.filters)) else "visit"
@@ -95,6 +98,11 @@ def query_level(spec: QuerySpec) -> str:
             if needs_visit_table((name,)):
                 raise InvalidField(f"{name} is a visit metric; it cannot be broken down by "
                                    "event dimensions", f"metrics[{index}]")
+    for index, name in enumerate(spec.metrics):
+        if level == "visit" and uses_revenue((name,)):
+            raise InvalidField(f"{name} is an event metric (revenue is stored on events): "
+                               "break it down by event dimensions or time, without visit "
+                               "metrics", f"metrics[{index}]")
     return level
 
 
@@ -104,6 +112,7 @@ def plan(spec: QuerySpec, period: DateRange, force_raw: bool = False,
     level = query_level(spec)
     named = [name for name in spec.dimensions if not name.startswith("time:")]
     rollup_ready = (not force_raw and not spec.filters and len(named) <= 1
+                    and not uses_revenue(spec.metrics)  # no rollup holds revenue
                     and all(dimension(name).in_rollup for name in named)
                     and is_hour_aligned(period.start) and is_hour_aligned(period.end))
     if rollup_ready:
@@ -135,11 +144,13 @@ def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan
     prefix = "inner_" if fold else ""
     goal_sql = goal_dimension_sql(list(context.goals), params) \
         if "event:goal" in spec.dimensions else ""
+    revenue = counted_sql(context.goals, params) if uses_revenue(spec.metrics) else "0"
     selected = [
         f"{shown_sql(name, value_sql(name, chosen.source, params, context.timezone, goal_sql))}"
         f" AS {prefix}{alias}" for name, alias in zip(spec.dimensions, aliases)]
     selected += [
-        f"{component_sql(chosen.source, part, chosen.visitor_sample)} AS {prefix}c_{part}"
+        f"{component_sql(chosen.source, part, chosen.visitor_sample, revenue)}"
+        f" AS {prefix}c_{part}"
         for part in components]
     breakdown = next((name for name in spec.dimensions if not name.startswith("time:")), None)
     source = _from(chosen, period, params, context.site, breakdown)
@@ -365,4 +376,8 @@ def _metric_order_sql(name: str) -> str:
         return f"if(c_visits = 0, 0, {ratios[name]} / c_visits)"
     if name in ("percentage", "conversion_rate"):
         return "c_visitors"
+    if name == "total_revenue":
+        return "c_revenue"
+    if name == "average_revenue":
+        return "if(c_revenue_events = 0, 0, c_revenue / c_revenue_events)"
     return f"c_{name}"

@@ -35,7 +35,12 @@ def csv_lines(dimensions: tuple[str, ...], metrics: tuple[str, ...],
     writer = csv.writer(buffer, lineterminator=LINE_END)
     yield _line(buffer, writer, [*dimensions, *metrics])
     for row in results:
-        yield _line(buffer, writer, [*row["dimensions"], *row["metrics"]])
+        yield _line(buffer, writer, [*row["dimensions"], *map(_metric_cell, row["metrics"])])
+
+
+def _metric_cell(value: Any) -> Any:
+    """A metric's number: a revenue metric is an object (value, currency, short, long)."""
+    return value["value"] if isinstance(value, dict) else value
 
 
 def spreadsheet_safe(value: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from collector.currencies import CURRENCIES
 from collector.errors import InvalidField
 from collector.reports.params import Parameters
 from collector.reports.patterns import literal_pattern
@@ -25,6 +26,7 @@ class Goal:
     name: str
     kind: str  # page | event
     pattern: str  # page glob, or the custom event name
+    currency: str = ""  # a revenue goal's ISO 4217 currency (custom events only)
 
 
 def glob_to_regex(glob: str) -> str:
@@ -53,19 +55,24 @@ def goal_dimension_sql(goals: list[Goal], params: Parameters) -> str:
 
 def list_goals(store: Store, site: str) -> list[Goal]:
     rows = store.rows(
-        "SELECT name, kind, pattern FROM goals FINAL WHERE site = {site:String} AND deleted = 0 "
-        "ORDER BY name", {"site": site})
-    return [Goal(name, kind, pattern) for name, kind, pattern in rows]
+        "SELECT name, kind, pattern, currency FROM goals FINAL WHERE site = {site:String} "
+        "AND deleted = 0 ORDER BY name", {"site": site})
+    return [Goal(*row) for row in rows]
 
 
-def add_goal(store: Store, site: str, kind: str, pattern: str, name: str = "") -> Goal:
+def add_goal(store: Store, site: str, kind: str, pattern: str, name: str = "",
+             currency: str = "") -> Goal:
     if kind not in (PAGE, EVENT):
         raise InvalidField("a goal is a page glob or an event name", "kind")
     if not pattern or len(pattern) > MAX_GOAL_NAME:
         raise InvalidField(f"must be 1 to {MAX_GOAL_NAME} characters", "pattern")
     if kind == PAGE and not pattern.startswith("/"):
         raise InvalidField("a page goal is a path glob starting with /", "pattern")
-    goal = Goal(name or (f"Visit {pattern}" if kind == PAGE else pattern), kind, pattern)
+    if currency and (kind != EVENT or currency not in CURRENCIES):
+        raise InvalidField("a revenue goal is a custom event goal with an ISO 4217 currency "
+                           "code (EUR, USD...)", "currency")
+    goal = Goal(name or (f"Visit {pattern}" if kind == PAGE else pattern), kind, pattern,
+                currency)
     _save(store, site, goal, deleted=False)
     return goal
 
@@ -80,8 +87,8 @@ def remove_goal(store: Store, site: str, name: str) -> bool:
 
 def _save(store: Store, site: str, goal: Goal, deleted: bool) -> None:
     store.command(
-        "INSERT INTO goals (site, name, kind, pattern, deleted, version) VALUES "
-        "({site:String}, {name:String}, {kind:String}, {pattern:String}, {deleted:UInt8}, "
-        "{version:UInt64})",
+        "INSERT INTO goals (site, name, kind, pattern, currency, deleted, version) VALUES "
+        "({site:String}, {name:String}, {kind:String}, {pattern:String}, {currency:String}, "
+        "{deleted:UInt8}, {version:UInt64})",
         {"site": site, "name": goal.name, "kind": goal.kind, "pattern": goal.pattern,
-         "deleted": int(deleted), "version": time.time_ns()})
+         "currency": goal.currency, "deleted": int(deleted), "version": time.time_ns()})

@@ -25,7 +25,12 @@ METRICS: dict[str, tuple[str, ...]] = {
     "events": ("events",),
     "conversion_rate": ("visitors",),
     "percentage": ("visitors",),
+    "total_revenue": ("revenue",),
+    "average_revenue": ("revenue", "revenue_events"),
 }
+# Read from raw events only: no rollup holds revenue (collector.reports.revenue).
+REVENUE_METRICS = ("total_revenue", "average_revenue")
+REVENUE_COMPONENTS = ("revenue", "revenue_events")
 
 # Components each source can compute, as SQL over that source's columns.
 COMPONENT_SQL: dict[str, dict[str, str]] = {
@@ -34,6 +39,9 @@ COMPONENT_SQL: dict[str, dict[str, str]] = {
         "visits": "uniqIf(visit, visit != 0)",
         "pageviews": "countIf(name = 'pageview')",
         "events": "count()",
+        # {revenue}: the test of an event whose revenue counts (collector.reports.revenue)
+        "revenue": "sumIf(revenue_amount, {revenue}) / 1000000",
+        "revenue_events": "countIf({revenue})",
     },
     VISITS: {
         "visitors": "uniq(visitor)",
@@ -73,8 +81,11 @@ SAMPLED_SQL: dict[str, dict[str, str]] = {
 VISITOR_SAMPLES = (16, 256)
 
 
-def component_sql(source: str, part: str, visitor_sample: int = 1) -> str:
-    """SQL of one component; distinct counts from a 1/16 or 1/256 visitor sample when asked."""
+def component_sql(source: str, part: str, visitor_sample: int = 1, revenue: str = "0") -> str:
+    """SQL of one component; distinct counts from a 1/16 or 1/256 visitor sample when asked;
+    ``revenue`` is the SQL test of the events whose revenue is counted."""
+    if part in REVENUE_COMPONENTS:
+        return COMPONENT_SQL[source][part].format(revenue=revenue)
     sampled = SAMPLED_SQL[source].get(part)
     if sampled is None:
         return COMPONENT_SQL[source][part]
@@ -107,6 +118,11 @@ def metric_value(name: str, parts: Mapping[str, float], total_visitors: float) -
         return round(100 * parts["visitors"] / total_visitors, 1) if total_visitors else 0.0
     if name == "conversion_rate":
         return round(100 * parts["visitors"] / total_visitors, 2) if total_visitors else 0.0
+    if name in REVENUE_METRICS:  # an amount; collector.reports.revenue gives its currency
+        revenue, counted = parts.get("revenue", 0.0), parts.get("revenue_events", 0.0)
+        if name == "average_revenue":
+            return round(revenue / counted, 3) if counted else 0.0
+        return round(revenue, 3)
     return int(round(parts[name]))
 
 

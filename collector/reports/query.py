@@ -24,6 +24,7 @@ from collector.reports.builder import (
 from collector.reports.dates import DateRange, bucket_labels, resolve
 from collector.reports.metrics import change, metric_value
 from collector.reports.request import Condition, QuerySpec
+from collector.reports.revenue import present as present_revenue
 from collector.reports.sampling import Sampler
 from collector.storage import Store
 
@@ -77,6 +78,7 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
         meta["comparison_date_range"] = [previous.first_day.isoformat(),
                                          previous.last_day.isoformat()]
         _add_comparison(reading, spec, period, previous, results)
+    present_revenue(spec, context.goals, results, meta)
     return Report(results, meta, period)
 
 
