@@ -100,6 +100,7 @@ def create_app(settings: Settings, store: Store | None = None,
             background.stop()
             app.state.geo.close()
             app.state.report_store.close()
+            app.state.probe_store.close()
             if own_store:
                 opened.close()
 
@@ -184,15 +185,16 @@ def _start(app: Starlette, settings: Settings, store: Store,
                     flush_bytes=settings.flush_bytes, max_rows=settings.buffer_max_rows,
                     log=open_log(settings), observer=app.state.metrics.writer)
     app.state.store = store
-    # Reports get a connection of their own: a query never waits behind an insert
-    # (with its rollup views) on the writer's connection, nor an insert behind a query.
-    # Reports on connections of their own, several at once (one slow report holds up
-    # neither ingest nor the other reports), each query bounded by the report limits.
+    # Reports get connections of their own: a query never waits behind an insert (with
+    # its rollup views) on the writer's connection, nor an insert behind a query; several
+    # at once, so one slow report holds up no other; each query bounded by the limits.
     app.state.report_store = open_store(
         store.url, store.database, connections=REPORT_CONNECTIONS,
         limits=QueryLimits(settings.report_max_seconds, settings.report_max_memory,
                            settings.report_max_rows))
     app.state.reports = Reports(app.state.report_store, clock, sampling)
+    # The readiness probe's own: busy reports must not make a load balancer drop ingest.
+    app.state.probe_store = open_store(store.url, store.database)
     app.state.sites = sites
     app.state.salts = salts
     app.state.geo = geo

@@ -63,6 +63,7 @@ STREAM_SETTINGS = {
     # events, where this stays within 200 MB (bench_export.py) at little cost in speed.
     "max_threads": 1,
     "output_format_json_quote_64bit_integers": 0,  # visitor hashes stay numbers
+    "output_format_csv_crlf_end_of_line": 1,  # CSV lines end as the header's (RFC 4180)
     "output_format_json_escape_forward_slashes": 0,
     "output_format_json_validate_utf8": 1,
     "formatdatetime_f_prints_scale_number_of_digits": 1,  # .123, the stored milliseconds

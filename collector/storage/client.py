@@ -179,9 +179,10 @@ class Store:
             self._idle.put(client)
 
     def _bounded(self, settings: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``settings`` with the store's limits, which no caller loosens."""
         if self.limits is None:
             return settings
-        return {**self.limits.settings(), **(settings or {})}
+        return {**(settings or {}), **self.limits.settings()}
 
 
 
@@ -296,12 +297,13 @@ def _translated_errors(limits: QueryLimits | None = None) -> Iterator[None]:
     """Driver exceptions become the collector's own."""
     try:
         yield
-    except OperationalError as error:
-        raise StorageUnavailable(f"ClickHouse is unreachable: {error}") from error
     except ClickHouseError as error:
+        # A stream stopped by a limit fails as an OperationalError: the limit comes first.
         limit = _limit_reached(error)
         if limits is not None and limit is not None:
             raise QueryLimitExceeded(str(error), limit, limits.allowed(limit)) from error
+        if isinstance(error, OperationalError):
+            raise StorageUnavailable(f"ClickHouse is unreachable: {error}") from error
         raise StorageError(str(error)) from error
 
 

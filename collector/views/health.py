@@ -98,7 +98,7 @@ async def _not_ready_because(state: State) -> str:
         return "the log on disk is nearly full"
     probe: StoreProbe | None = getattr(state, "store_probe", None)
     if probe is None:
-        probe = state.store_probe = StoreProbe(state.report_store)
+        probe = state.store_probe = StoreProbe(state.probe_store)
     if not await probe.answers(READY_TIMEOUT_SECONDS):
         return "the store does not answer"
     return ""
