@@ -21,7 +21,7 @@ from collector.cli.output import CliState
 from collector.errors import CollectorError
 
 COMMAND_MODULES = ("serve", "admin", "sites", "salts", "lists", "keys", "goals", "demo",
-                   "status", "data", "retention")
+                   "status", "data", "retention", "copy")
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 

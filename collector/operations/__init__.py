@@ -66,7 +66,7 @@ def operation(name: str) -> Callable[[Operation], Operation]:
 # Modules whose operations register on import; add yours here.
 OPERATION_MODULES: tuple[str, ...] = ("status", "sites", "keys", "thresholds", "goals",
                                      "salts", "demo", "migrate", "export", "compliance",
-                                     "retention", "erase", "audit")
+                                     "retention", "erase", "audit", "copy")
 
 
 def load_operations() -> dict[str, Operation]:

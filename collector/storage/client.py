@@ -49,6 +49,10 @@ _DATETIME64 = re.compile(r"^(?:Nullable\()?DateTime64\((\d+)")
 _JSON = msgspec.json.Encoder()
 # ClickHouse's error codes for a query stopped by one of its limits, and the limit.
 _LIMIT_ERRORS = {158: "rows", 241: "memory", 159: "time", 160: "time"}
+# A server the driver cannot reach is named with the request's URL, whose query string
+# holds the bound parameters (a salt being written among them), settings and session.
+_URL_QUERY = re.compile(r"(url: [^?\s]*)\?\S*")
+
 
 @dataclass(frozen=True)
 class QueryLimits:
@@ -130,14 +134,7 @@ class Store:
         than the driver's per-value Native serialization, and ClickHouse parses it
         without holding Python's GIL, so ingest keeps serving while a batch goes in.
         """
-        # On a cluster's Distributed tables, answer only once every shard has its rows: the
-        # write-ahead log drops a batch on this answer, so a queue on one node must not be
-        # the batch's only copy (docs/deployment.md, "Inserts"). One node ignores it.
-        settings: dict[str, Any] = {"insert_distributed_sync": 1}
-        if token:
-            settings["insert_deduplication_token"] = token
-            # Rollups fed by materialized views must not count a replayed block twice.
-            settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
+        settings = _insert_settings(token)
         scales = self._tick_scales(table)
         # Encoded column by column: each call holds the GIL only briefly, so the event
         # loop keeps answering while a large batch is prepared.
@@ -150,6 +147,21 @@ class Store:
         with self._client() as client:
             client.raw_insert(table, list(column_names), insert_block=payload,
                               settings=settings, fmt="JSONColumns")
+
+    def raw_rows(self, sql: str, parameters: dict[str, Any] | None = None,
+                 fmt: str = "Native") -> bytes:
+        """The result as ClickHouse writes it in ``fmt``, never decoded here: rows moved from
+        one store to another keep every type, aggregate states included."""
+        with self._client() as client:
+            return bytes(client.raw_query(sql, parameters=parameters, fmt=fmt))
+
+    def insert_raw(self, table: str, column_names: Sequence[str], payload: bytes,
+                   fmt: str = "Native", token: str | None = None) -> None:
+        """Insert rows ClickHouse wrote in ``fmt`` (``raw_rows``); ``token`` makes a replay a
+        no-op."""
+        with self._client() as client:
+            client.raw_insert(table, list(column_names), insert_block=payload,
+                              settings=_insert_settings(token), fmt=fmt)
 
     def _tick_scales(self, table: str) -> dict[str, int]:
         """Ticks per second of each DateTime64 column of ``table`` (cached)."""
@@ -184,6 +196,17 @@ class Store:
             return settings
         return {**(settings or {}), **self.limits.settings()}
 
+
+def _insert_settings(token: str | None) -> dict[str, Any]:
+    # On a cluster's Distributed tables, answer only once every shard has its rows: the
+    # write-ahead log drops a batch on this answer, so a queue on one node must not be
+    # the batch's only copy (docs/deployment.md, "Inserts"). One node ignores it.
+    settings: dict[str, Any] = {"insert_distributed_sync": 1}
+    if token:
+        # Rollups fed by materialized views must not count a replayed block twice either.
+        settings.update({"insert_deduplication_token": token,
+                         "deduplicate_blocks_in_dependent_materialized_views": 1})
+    return settings
 
 
 def open_store(url: str, database: str | None = None, connections: int = 1,
@@ -303,7 +326,9 @@ def _translated_errors(limits: QueryLimits | None = None) -> Iterator[None]:
         if limits is not None and limit is not None:
             raise QueryLimitExceeded(str(error), limit, limits.allowed(limit)) from error
         if isinstance(error, OperationalError):
-            raise StorageUnavailable(f"ClickHouse is unreachable: {error}") from error
+            # Promise: a salt never reaches a log line, nor any other parameter of a query.
+            reason = _URL_QUERY.sub(r"\1", str(error))
+            raise StorageUnavailable(f"ClickHouse is unreachable: {reason}") from error
         raise StorageError(str(error)) from error
 
 
