@@ -265,7 +265,8 @@ def test_property_keys_are_listed_and_rare_ones_left_out_for_share_links(
     share = create_key(store, SITE, SHARE)
     public = client.post("/api/v2/properties", json=body,
                          headers={"Authorization": f"Bearer {share}"})
-    assert public.json()["results"] == [{"key": "plan", "visitors": 3}]
+    # Only the key seen by 2 visitors or more, its count noised (tests/test_share_privacy.py).
+    assert [row["key"] for row in public.json()["results"]] == ["plan"]
     wrong = client.post("/api/v2/properties", json={**body, "metrics": ["x"]},
                         headers={"Authorization": f"Bearer {key}"})
     assert wrong.status_code == 400 and wrong.json()["field"] == "metrics"

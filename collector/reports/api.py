@@ -73,14 +73,20 @@ async def query_endpoint(request: Request) -> Response:
 
 async def realtime_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
-    site, _ = await authorized_url_site(request)
-    visitors = await run_in_threadpool(reports.realtime_visitors, site)
+    site, caller = await _url_caller(request)
+    visitors = await run_in_threadpool(reports.realtime_visitors, site, caller)
     return JSONResponse(visitors, headers=NO_STORE)
 
 
 async def authorized_url_site(request: Request) -> tuple[str, str]:
     """The site a GET request names in ``?site_id=`` and the caller's kind (api or share),
     once it may read that site: the checks of ``_authorized``, for the v1 endpoints too."""
+    site, caller = await _url_caller(request)
+    return site, caller if isinstance(caller, str) else caller.kind
+
+
+async def _url_caller(request: Request) -> tuple[str, Grant | str]:
+    """``authorized_url_site``'s site, and the token's grant (a session: its kind)."""
     reports: Reports = request.app.state.reports
     site = request.query_params.get("site_id", "").strip().lower()
     grant = None if _signed_in(request) else await _checked_token(request)
@@ -90,7 +96,7 @@ async def authorized_url_site(request: Request) -> tuple[str, str]:
         await run_in_threadpool(session_grant, reports.store, request.cookies[COOKIE_NAME], site)
         return site, API_KEY
     require_site(grant, site)
-    return site, grant.kind
+    return site, grant
 
 
 async def drops_endpoint(request: Request) -> Response:
@@ -108,8 +114,8 @@ async def properties_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
     spec, kind = await _authorized(request, _parse_properties_query)
     keys = await run_in_threadpool(reports.property_keys, spec, kind)
-    return JSONResponse({"results": keys, "query": {"site_id": spec.site_id,
-                                                    "date_range": spec.date_range}},
+    return JSONResponse({**keys, "query": {"site_id": spec.site_id,
+                                           "date_range": spec.date_range}},
                         headers=NO_STORE)
 
 
@@ -121,8 +127,10 @@ class _SiteRequest(Protocol):
 Parsed = TypeVar("Parsed", bound=_SiteRequest)
 
 
-async def _authorized(request: Request, parse: Callable[[Any], Parsed]) -> tuple[Parsed, str]:
-    """The parsed body and the caller's kind (api or share), once it may read the site.
+async def _authorized(request: Request,
+                      parse: Callable[[Any], Parsed]) -> tuple[Parsed, Grant | str]:
+    """The parsed body and the caller (a token's grant; a session: its kind, api), once it
+    may read the site.
 
     A key or share token in the request is checked before the body is read; a
     dashboard session (the sign-in cookie, which browsers send only from this
@@ -137,7 +145,7 @@ async def _authorized(request: Request, parse: Callable[[Any], Parsed]) -> tuple
     grant = await _checked_token(request)
     parsed = parse(await _json_body(request))
     require_site(grant, parsed.site_id)
-    return parsed, grant.kind
+    return parsed, grant
 
 
 def _signed_in(request: Request) -> bool:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from collector.errors import InvalidField
+from collector.reports.contribution import PREFIX as BOUNDED_PREFIX
+from collector.reports.contribution import VISITOR as BOUNDED_VISITOR
+from collector.reports.contribution import ContributionBounds, bounded_sql
 from collector.reports.dates import DateRange, is_hour_aligned
 from collector.reports.dimensions import (
     EVENTS,
@@ -136,28 +139,36 @@ def components_of(metrics: tuple[str, ...], source: str) -> tuple[str, ...]:
 
 
 def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan,
-          paginate: bool = True) -> BuiltQuery:
+          paginate: bool = True, bounds: ContributionBounds | None = None) -> BuiltQuery:
+    """``bounds``: count each visitor's clipped contribution (share tokens, contribution.py)."""
     params = Parameters()
     components = components_of(spec.metrics, chosen.source)
     aliases = [f"d{index}" for index in range(len(spec.dimensions))]
     fold = context.k > 1 and any(not name.startswith("time:") for name in spec.dimensions)
     prefix = "inner_" if fold else ""
+    grouped = BOUNDED_PREFIX if bounds else prefix
     goal_sql = goal_dimension_sql(list(context.goals), params) \
         if "event:goal" in spec.dimensions else ""
     revenue = counted_sql(context.goals, params) if uses_revenue(spec.metrics) else "0"
     selected = [
         f"{shown_sql(name, value_sql(name, chosen.source, params, context.timezone, goal_sql))}"
-        f" AS {prefix}{alias}" for name, alias in zip(spec.dimensions, aliases)]
+        f" AS {grouped}{alias}" for name, alias in zip(spec.dimensions, aliases)]
     selected += [
         f"{component_sql(chosen.source, part, chosen.visitor_sample, revenue)}"
-        f" AS {prefix}c_{part}"
+        f" AS {grouped}c_{part}"
         for part in components]
+    keys = [grouped + alias for alias in aliases]
+    if bounds:
+        selected.append(f"visitor AS {BOUNDED_VISITOR}")
+        keys.append(BOUNDED_VISITOR)
     breakdown = next((name for name in spec.dimensions if not name.startswith("time:")), None)
     source = _from(chosen, period, params, context.site, breakdown)
     sql = (f"SELECT {', '.join(selected)} FROM {source} "
            f"WHERE {_where(spec, context, period, chosen, params)}")
-    if aliases:
-        sql += f" GROUP BY {', '.join(prefix + alias for alias in aliases)}"
+    if keys:
+        sql += f" GROUP BY {', '.join(keys)}"
+    if bounds:
+        sql = bounded_sql(sql, aliases, components, prefix, bounds)
     if fold:
         time_alias = next((alias for name, alias in zip(spec.dimensions, aliases)
                            if name.startswith("time:")), None)

@@ -50,7 +50,7 @@ class SiteContexts:
 
     def for_site(self, site: str, grant_kind: str) -> SiteContext:
         """The site's timezone, goals and the k-threshold that applies to this caller."""
-        settings = self._settings(site)
+        settings = self.settings(site)
         return SiteContext(site, settings.timezone, settings.goals,
                            settings.thresholds.for_kind(grant_kind))
 
@@ -60,7 +60,8 @@ class SiteContexts:
             self._generation += 1
             self._cache.clear()
 
-    def _settings(self, site: str) -> SiteSettings:
+    def settings(self, site: str) -> SiteSettings:
+        """The site's settings, as last read (at most ``CONTEXT_SECONDS`` ago)."""
         now = self._clock()
         with self._lock:
             generation = self._generation

@@ -8,7 +8,10 @@ but no hour is ever counted in two adjacent days. Every reason is answered, 0 wh
 none, and with a time dimension every bucket of the range.
 
 Public share links see counts below the site's public k as ``null`` (``meta.suppressed``
-says so): a count of one or two in an hour could point at a single visitor.
+says so): a count of one or two in an hour could point at a single visitor. The other
+counts are released with noise (``collector.reports.release``): a request is counted in
+one cell only, and nothing of it is stored to bound a person's requests by, so their
+privacy is that of a request (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collector.reports.builder import SiteContext
 from collector.reports.csv import csv_lines
 from collector.reports.dates import bucket_labels, resolve
 from collector.reports.dimensions import dimension
+from collector.reports.release import Releaser, Table
 from collector.reports.request import parse_date_range, parse_site_id
 from collector.storage import Store
 
@@ -82,8 +86,9 @@ def _time_dimension(value: Any) -> str | None:
 
 
 def run_drops_report(store: Store, spec: DropsSpec, context: SiteContext, now: datetime,
-                     suppress_below: int = 1) -> DropsReport:
-    """Counts per reason (and bucket) of ``spec``; below ``suppress_below``: null."""
+                     releaser: Releaser | None = None) -> DropsReport:
+    """Counts per reason (and bucket) of ``spec``; released through ``releaser`` (a share
+    token's): null below its k, noised above."""
     timezone = context.timezone
     period = resolve(spec.date_range, timezone, now, _first_day(store, spec, timezone))
     first_hour, after_last = _hour_ceiling(period.start), _hour_ceiling(period.end)
@@ -96,19 +101,27 @@ def run_drops_report(store: Store, spec: DropsSpec, context: SiteContext, now: d
         raise InvalidField(f"more than {MAX_BUCKETS} {spec.time_dimension} buckets in the "
                            "range: choose a longer bucket", "dimensions[0]")
     counted = _counts(store, spec, context, first_hour, after_last)
-    results, suppressed = [], False
-    for label in labels:
-        for reason in REASONS:
-            count = counted.get((label, reason), 0)
-            shown = None if suppress_below > 1 and count < suppress_below else count
-            suppressed = suppressed or shown is None
-            row: dict[str, Any] = {"time": label} if spec.time_dimension else {}
-            results.append({**row, "reason": reason, "count": shown})
+    cells = [((label, reason), {"count": float(counted.get((label, reason), 0))})
+             for label in labels for reason in REASONS]
     meta: dict[str, Any] = {"timezone": timezone, "reasons": list(REASONS),
                             "utc_hours": [first_hour.isoformat(), after_last.isoformat()]}
-    if suppressed:
-        meta["suppressed"] = (f"counts below {suppress_below} are shown as null: a public "
-                              "share link never shows counts that small")
+    shown: dict[tuple[str, str], int | None] = {key: int(parts["count"]) for key, parts in cells}
+    if releaser is not None:
+        published = releaser.publish(
+            {"report": "drops", "site": context.site, "timezone": timezone,
+             "hours": meta["utc_hours"], "dimension": spec.time_dimension},
+            [Table("drops", cells, ("count",), 1, row_bounds={"count": 1}, threshold="count")])
+        for key, _ in cells:
+            noisy = published.row("drops", key)
+            shown[key] = None if noisy is None else int(noisy["count"])
+        meta["privacy"] = releaser.meta(published)
+        if published.suppressed:
+            meta["suppressed"] = (f"counts below {releaser.access.k} are shown as null: a "
+                                  "public share link never shows counts that small")
+    results = []
+    for (label, reason), count in shown.items():
+        row: dict[str, Any] = {"time": label} if spec.time_dimension else {}
+        results.append({**row, "reason": reason, "count": count})
     query = {"site_id": spec.site_id,
              "date_range": [period.start.isoformat(), period.end.isoformat()],
              "dimensions": spec.dimensions}

@@ -2,7 +2,8 @@
 
 Returns plain rows (``dimensions``, ``metrics``, optional ``comparison``) plus
 ``meta`` in the shape of Plausible's Stats API v2; ``api`` and ``csv`` only
-serialise them.
+serialise them. For a share token (``releaser``) the same counts are taken with each
+visitor's contribution bounded, then released by ``collector.reports.share_report``.
 """
 
 from __future__ import annotations
@@ -18,14 +19,25 @@ from collector.reports.builder import (
     Plan,
     SiteContext,
     build,
+    components_of,
     leaves,
     plan,
 )
+from collector.reports.contribution import ContributionBounds
 from collector.reports.dates import DateRange, bucket_labels, resolve
 from collector.reports.metrics import change, metric_value
+from collector.reports.release import Releaser
 from collector.reports.request import Condition, QuerySpec
 from collector.reports.revenue import present as present_revenue
+from collector.reports.revenue import refuse_public_revenue
 from collector.reports.sampling import Sampler
+from collector.reports.share_report import (
+    ExactReport,
+    filled,
+    question,
+    release,
+    share_results,
+)
 from collector.storage import Store
 
 
@@ -38,19 +50,25 @@ class Report:
 
 def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetime,
                force_raw: bool = False, allow_sampling: bool = True,
-               sampler: Sampler | None = None) -> Report:
-    """The report ``spec`` asks for, as of ``now``.
+               sampler: Sampler | None = None, releaser: Releaser | None = None) -> Report:
+    """The report ``spec`` asks for, as of ``now``; released through ``releaser`` (a share
+    token's) when given.
 
     ``sampler`` picks the samples and remembers range sizes between reports; an app
     passes its own, and without one this report alone uses a fresh default.
     """
     period = period_of(store, spec, context, now)
+    if releaser is not None:
+        refuse_public_revenue(spec)
+        # Noise is scaled to one visitor's bounded weight: a SAMPLE would scale it up.
+        allow_sampling = False
     _validate(spec, context)
     sampler = sampler or Sampler()
     # Folding rare rows must see exact visitors, so k > 1 never samples them.
     visitor_sample = sampler.visitor_sample(store, context.site, period) \
         if allow_sampling and context.k <= 1 else 1
-    reading = _Reading(store, context, sampler, force_raw, allow_sampling, visitor_sample)
+    reading = _Reading(store, context, sampler, force_raw, allow_sampling, visitor_sample,
+                       releaser.bounds if releaser else None)
     chosen = reading.plan(spec, period)
     # Totals and the comparison read as the main query ended up reading: a plan that
     # reads the visitor sample's rows keeps that sample for them (they read its rows
@@ -60,9 +78,6 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
         chosen.sample is not None and chosen.sample * reading.visitor_sample == 1)
     if not reads_visitor_sample:
         reading = dataclasses.replace(reading, visitor_sample=visitor_sample)
-    rows = _aggregate(store, build(spec, context, period, chosen), chosen)
-    total = _total_visitors(reading, spec, period)
-    results = [_result(spec, row, total) for row in rows]
     meta: dict[str, Any] = {"source": "rollup" if chosen.is_rollup else "raw",
                             "table": chosen.source + ("_daily" if chosen.daily else "")}
     if chosen.sample is not None:
@@ -73,11 +88,23 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
         time_dimension = _time_dimension(spec)
         if time_dimension:
             meta["time_labels"] = bucket_labels(time_dimension, period, context.timezone)
-    if spec.comparison:
-        previous = period.previous(context.timezone)
+    previous = period.previous(context.timezone) if spec.comparison else None
+    if previous is not None:
         meta["comparison_date_range"] = [previous.first_day.isoformat(),
                                          previous.last_day.isoformat()]
-        _add_comparison(reading, spec, period, previous, results)
+    if releaser is not None:
+        asked = question(spec, period, previous, components_of(spec.metrics, chosen.source),
+                         context.timezone)
+        published = releaser.recall(asked) or release(
+            spec, releaser, asked, _exact(reading, spec, period, previous, chosen))
+        results, released = share_results(spec, releaser, published)
+        return Report(results, {**meta, **released}, period)
+    rows = _aggregate(store, build(spec, context, period, chosen), chosen)
+    total = _total_visitors(reading, spec, period)
+    results = [_result(spec, row, total) for row in rows]
+    if previous is not None:
+        earlier, previous_total = _comparison(reading, spec, period, previous, rows)
+        _add_comparison(spec, earlier, previous_total, results)
     present_revenue(spec, context.goals, results, meta)
     return Report(results, meta, period)
 
@@ -92,6 +119,7 @@ class _Reading:
     force_raw: bool
     allow_sampling: bool
     visitor_sample: int
+    bounds: ContributionBounds | None = None  # a share token's: contributions clipped
 
     def plan(self, spec: QuerySpec, period: DateRange) -> Plan:
         """A rollup when it can answer: it holds exact sums but only visitor samples, so
@@ -110,6 +138,21 @@ class _Reading:
             if sample is not None:
                 return dataclasses.replace(chosen, sample=sample)
         return dataclasses.replace(chosen, visitor_sample=self.visitor_sample)
+
+
+def _exact(reading: _Reading, spec: QuerySpec, period: DateRange, previous: DateRange | None,
+           chosen: Plan) -> ExactReport:
+    """A share token's report before release: every row (no page), visitors bounded."""
+    rows = _aggregate(reading.store, build(spec, reading.context, period, chosen,
+                                           paginate=False, bounds=reading.bounds), chosen)
+    rows = filled(spec, rows, period, reading.context.timezone)
+    exact = ExactReport(rows, components_of(spec.metrics, chosen.source),
+                        _total_visitors(reading, spec, period) if _needs_total(spec) else None)
+    if previous is None:
+        return exact
+    earlier, total = _comparison(reading, spec, period, previous, rows)
+    return dataclasses.replace(exact, comparison=earlier,
+                               comparison_total=total if _needs_total(spec) else None)
 
 
 def _validate(spec: QuerySpec, context: SiteContext) -> None:
@@ -169,9 +212,13 @@ def _result(spec: QuerySpec, row: tuple[list[Any], dict[str, float]],
             "metrics": [metric_value(name, parts, total) for name in spec.metrics]}
 
 
+def _needs_total(spec: QuerySpec) -> bool:
+    return bool({"percentage", "conversion_rate"} & set(spec.metrics))
+
+
 def _total_visitors(reading: _Reading, spec: QuerySpec, period: DateRange) -> float:
     """Visitors of the whole period, the base of percentage and conversion_rate."""
-    if not {"percentage", "conversion_rate"} & set(spec.metrics):
+    if not _needs_total(spec):
         return 0.0
     # Conversion rate divides converting visitors by all visitors: drop the goal filters.
     kept = tuple(item for item in spec.filters
@@ -180,24 +227,30 @@ def _total_visitors(reading: _Reading, spec: QuerySpec, period: DateRange) -> fl
                                      filters=kept, order_by=(), comparison=False)
     chosen = reading.plan(total_spec, period)
     rows = _aggregate(reading.store, build(total_spec, dataclasses.replace(reading.context, k=1),
-                                           period, chosen), chosen)
+                                           period, chosen, bounds=reading.bounds), chosen)
     return rows[0][1]["visitors"] if rows else 0.0
 
 
-def _add_comparison(reading: _Reading, spec: QuerySpec, period: DateRange,
-                    previous: DateRange, results: list[dict[str, Any]]) -> None:
+def _comparison(reading: _Reading, spec: QuerySpec, period: DateRange, previous: DateRange,
+                rows: list[tuple[list[Any], dict[str, float]]]) \
+        -> tuple[list[tuple[list[Any], dict[str, float]]], float]:
+    """For each of ``rows``, its dimensions and components in the previous period (time
+    buckets paired by position), and that period's total visitors."""
     context = reading.context
     chosen = reading.plan(spec, previous)
     unpaged = dataclasses.replace(spec, comparison=False)
-    rows = _aggregate(reading.store, build(unpaged, context, previous, chosen, paginate=False),
-                      chosen)
+    found = _aggregate(reading.store, build(unpaged, context, previous, chosen, paginate=False,
+                                            bounds=reading.bounds), chosen)
     total = _total_visitors(reading, spec, previous)
     earlier = {tuple(_moved(spec, dims, previous, period, context)): (dims, parts)
-               for dims, parts in rows}
-    for result in results:
-        key = tuple(result["dimensions"])
-        dims, parts = earlier.get(key, (_moved(spec, result["dimensions"], period, previous,
-                                               context), {}))
+               for dims, parts in found}
+    return [earlier.get(tuple(dims), (_moved(spec, dims, period, previous, context), {}))
+            for dims, _ in rows], total
+
+
+def _add_comparison(spec: QuerySpec, earlier: list[tuple[list[Any], dict[str, float]]],
+                    total: float, results: list[dict[str, Any]]) -> None:
+    for result, (dims, parts) in zip(results, earlier):
         metrics = [metric_value(name, _filled(parts), total) for name in spec.metrics]
         result["comparison"] = {
             "dimensions": dims, "metrics": metrics,
