@@ -27,7 +27,8 @@ DAY_SECONDS = DAY_MS // 1000
 # Engines whose rows merge (FINAL reads them as merged).
 _MERGING = ("Replacing", "Collapsing", "Summing", "Aggregating", "Coalescing")
 _VIEW_TARGET = re.compile(r"\bTO\s+(?:`?\w+`?\.)?`?(\w+)`?", re.IGNORECASE)
-NOT_COPIED = frozenset({"schema_migrations"})  # each store records its own migrations
+# Each store records, and coordinates, its own migrations.
+NOT_COPIED = frozenset({"schema_migrations", "schema_migration_lock"})
 SALTS_TABLE = "salts"
 Fingerprint = tuple[int, int]  # rows, sum of their hashes (mod 2^64)
 

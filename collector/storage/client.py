@@ -17,6 +17,7 @@ error says which one (``QueryLimitExceeded``).
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import queue
 import re
@@ -51,7 +52,15 @@ _JSON = msgspec.json.Encoder()
 _LIMIT_ERRORS = {158: "rows", 241: "memory", 159: "time", 160: "time"}
 # A server the driver cannot reach is named with the request's URL, whose query string
 # holds the bound parameters (a salt being written among them), settings and session.
-_URL_QUERY = re.compile(r"(url: [^?\s]*)\?\S*")
+_URL_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+class _WithoutQueryStrings(logging.Filter):
+    """urllib3 logs each request it retries with its URL, query string included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = _URL_QUERY.sub("", record.getMessage()), None
+        return True
 
 
 @dataclass(frozen=True)
@@ -239,6 +248,7 @@ def _open_embedded(url: str, database: str, connections: int = 1,
 
 def _open_server(url: str, database: str | None, connections: int = 1,
                  limits: QueryLimits | None = None) -> Store:
+    _quiet_request_logs()
     parts = urlsplit(url)
     database = database or parts.path.strip("/") or "collector"
     options: dict[str, Any] = {
@@ -255,6 +265,12 @@ def _open_server(url: str, database: str | None, connections: int = 1,
         clients = [clickhouse_connect.get_client(database=database, **options)
                    for _ in range(connections)]
     return Store(clients, database, url, limits)
+
+
+def _quiet_request_logs() -> None:
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(kept, _WithoutQueryStrings) for kept in urllib3_log.filters):
+        urllib3_log.addFilter(_WithoutQueryStrings())
 
 
 def _claim_directory(directory: Path) -> None:
@@ -326,9 +342,10 @@ def _translated_errors(limits: QueryLimits | None = None) -> Iterator[None]:
         if limits is not None and limit is not None:
             raise QueryLimitExceeded(str(error), limit, limits.allowed(limit)) from error
         if isinstance(error, OperationalError):
-            # Promise: a salt never reaches a log line, nor any other parameter of a query.
-            reason = _URL_QUERY.sub(r"\1", str(error))
-            raise StorageUnavailable(f"ClickHouse is unreachable: {reason}") from error
+            # Promise: a salt never reaches a log line, nor any other parameter of a query
+            # (not even in a traceback, hence no chained driver error).
+            reason = _URL_QUERY.sub("", str(error))
+            raise StorageUnavailable(f"ClickHouse is unreachable: {reason}") from None
         raise StorageError(str(error)) from error
 
 

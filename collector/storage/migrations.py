@@ -36,6 +36,7 @@ from collector.errors import ConfigurationError
 from collector.schema import TIME_COLUMNS
 from collector.storage.client import Store
 from collector.storage.cluster import SINGLE_NODE, Deployment
+from collector.storage.migration_lease import migration_lease
 from collector.storage.rollups import AGGREGATE_TABLES, RENDERERS, visits_rollup_daily_select
 from collector.storage.schema_check import verify_schema
 
@@ -108,22 +109,30 @@ def migrate(store: Store, retention_months: int = 13, deployment: Deployment = S
                 "COLLECTOR_CLICKHOUSE_CLUSTER needs a ClickHouse server "
                 "(COLLECTOR_CLICKHOUSE_URL=http(s)://...); the embedded engine is one node")
         deployment = dataclasses.replace(deployment, database=store.database)
-    done = applied_versions(store, deployment)
     applied = []
-    for version, name, template in available_migrations():
-        if version in done or (up_to is not None and version > up_to):
-            continue
-        _apply(store, name, template, deployment)
-        store.command(
-            "INSERT INTO schema_migrations (version, name, applied_ms) VALUES "
-            "({version:UInt32}, {name:String}, {now:UInt64})",
-            {"version": version, "name": name, "now": int(time.time() * 1000)},
-        )
-        applied.append(name)
+    if _pending(applied_versions(store, deployment), up_to):
+        # Collectors sharing a server migrate it one at a time.
+        with migration_lease(store, deployment):
+            done = applied_versions(store, deployment)  # what one migrating meanwhile did
+            for version, name, template in available_migrations():
+                if version in done or (up_to is not None and version > up_to):
+                    continue
+                _apply(store, name, template, deployment)
+                store.command(
+                    "INSERT INTO schema_migrations (version, name, applied_ms) VALUES "
+                    "({version:UInt32}, {name:String}, {now:UInt64})",
+                    {"version": version, "name": name, "now": int(time.time() * 1000)},
+                )
+                applied.append(name)
     apply_retention(store, retention_months, deployment, rollup_retention_months)
     if up_to is None:
         verify_schema(store, deployment)
     return applied
+
+
+def _pending(done: set[int], up_to: int | None) -> bool:
+    return any(version not in done and (up_to is None or version <= up_to)
+               for version, _, _ in available_migrations())
 
 
 def _apply(store: Store, name: str, template: str, deployment: Deployment) -> None:
