@@ -3,7 +3,8 @@
 The official package is fetched from the npm registry at test time (never vendored),
 checked against its pinned integrity, cached in pytest's cache directory, and
 served to a test page that imports it as an ES module through an import map,
-exactly as a bundler-less app would.
+exactly as a bundler-less app would. The same page with our script instead shows
+that both report engagement alike; both are measured the same way for their size.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from collector.storage import Store
+from collector.tracker.assets import SCRIPT
+from collector.tracker.build import gzipped_size
 from tests.browser_support import (  # noqa: F401 (fixtures)
     BROWSER_MARKS,
     CHROMIUM,
@@ -29,6 +32,7 @@ from tests.browser_support import (  # noqa: F401 (fixtures)
     BackgroundServer,
     wait_until,
 )
+from tests.engagement_support import BLUR, HIDE, SHOW, depth, pause_clock, scroll_to
 from tests.npm_packages import PinnedPackage, pinned_file
 
 pytestmark = BROWSER_MARKS
@@ -41,6 +45,7 @@ INTEGRITY = ("sha512-nbu6xGgSP6jeYuoVklZBzucUnIpo75tVu3Kr+R0EDycVKaMC/jF5Q/YCaM/
              "dBJFZ1uZwEPA==")
 BUNDLE = "package/plausible.js"  # the package's only build: an ES module exporting init/track
 SITE = "plausible-npm.example"
+OUR_SITE = "ours-beside-npm.example"
 HN_REFERRER = "https://news.ycombinator.com/item?id=1"
 EVENT_COLUMNS = "name, pathname, referrer, referrer_source, prop_keys, prop_values, interactive"
 
@@ -64,8 +69,11 @@ def plausible_site_app(collector_url: str, bundle: bytes) -> Starlette:
                         headers={"Content-Disposition": 'attachment; filename="report.pdf"'})
 
     async def spa(request: Request) -> HTMLResponse:
-        return HTMLResponse(_PAGE.format(endpoint=html.escape(f"{collector_url}/api/event"),
-                                         package=PACKAGE, site=SITE))
+        if request.query_params.get("tracker") == "ours":  # the same page with our script
+            return HTMLResponse(_PAGE.format(tracker=_OURS.format(
+                site=OUR_SITE, src=html.escape(f"{collector_url}/js/script.js"))))
+        return HTMLResponse(_PAGE.format(tracker=_PLAUSIBLE.format(
+            endpoint=html.escape(f"{collector_url}/api/event"), package=PACKAGE, site=SITE)))
 
     return Starlette(routes=[
         Route("/vendor/plausible.js", tracker),
@@ -74,9 +82,8 @@ def plausible_site_app(collector_url: str, bundle: bytes) -> Starlette:
     ])
 
 
-_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Plausible npm</title>
-<script type="importmap">{{"imports": {{"{package}": "/vendor/plausible.js"}}}}</script>
+_PLAUSIBLE = """<script type="importmap">
+  {{"imports": {{"{package}": "/vendor/plausible.js"}}}}</script>
 <script type="module">
   import {{ init, track }} from "{package}";
   init({{domain: "{site}", endpoint: "{endpoint}", captureOnLocalhost: true,
@@ -84,11 +91,17 @@ _PAGE = """<!doctype html>
   /* Resolves with what the tracker's callback got: {{status}} or {{error}}. */
   window.tracked = (name, options) =>
     new Promise(resolve => track(name, Object.assign({{}}, options, {{callback: resolve}})));
-</script>
+</script>"""
+_OURS = """<script defer data-domain="{site}" data-include-localhost data-allow-automation
+  src="{src}"></script>"""
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Plausible npm</title>
+{tracker}
 </head><body>
 <nav><a data-route href="/">Home</a> <a data-route id="pricing" href="/pricing">Pricing</a></nav>
 <main id="view">Home</main>
 <a id="download" href="/files/report.pdf?session=secret">Annual report</a>
+<div style="height: 3000px">A long page, to scroll down.</div>
 <script>
   document.addEventListener("click", function (event) {{
     var link = event.target.closest("a[data-route]");
@@ -212,3 +225,58 @@ def test_plausibles_npm_tracker_is_recorded(collector: tuple[str, Starlette], si
             if name != "engagement"} == {("news.ycombinator.com/item", "Hacker News")}
     # Engagement (scroll depth, time on page) is sent for each page left by SPA navigation.
     assert {path for name, path, *_ in rows if name == "engagement"} >= {"/", "/pricing"}
+
+
+def read_like_a_visitor(browser: Any, url: str, collector_url: str) -> list[Any]:
+    """Scroll, read, move on, leave the tab and come back, lose focus: what was reported."""
+    context = browser.new_context(user_agent=DESKTOP_USER_AGENT)
+    try:
+        page = context.new_page()
+        pause_clock(page)
+        posts = Posts(page, collector_url)
+        page.goto(url)
+        posts.wait_for("pageview", 1)
+        top = depth(page)
+        scroll_to(page, 1000)
+        deeper = depth(page)
+        page.clock.fast_forward(4000)
+        page.click("#pricing")  # "/" reports 4 s and its depth; the click scrolled back up
+        posts.wait_for("engagement", 1)
+        page.clock.fast_forward(1000)
+        page.evaluate(HIDE)  # the first report of /pricing: 1 s
+        posts.wait_for("engagement", 2)
+        page.clock.fast_forward(5000)  # hidden: not engaged
+        page.evaluate(SHOW)
+        page.clock.fast_forward(2000)
+        page.evaluate(HIDE)  # 2 s and no deeper: no news, no report
+        page.evaluate(SHOW)
+        page.clock.fast_forward(1500)
+        page.evaluate(BLUR)  # 3.5 s in all: reported
+        posts.wait_for("engagement", 3)
+        page.wait_for_timeout(100)
+        reports = [(urlsplit(body["u"]).path, body["sd"], body["e"])
+                   for body in posts.bodies() if body["n"] == "engagement"]
+    finally:
+        context.close()
+    assert reports == [("/", deeper, 4000), ("/pricing", top, 1000), ("/pricing", top, 3500)]
+    return reports
+
+
+def test_our_tracker_reports_engagement_as_plausibles_does(
+        collector: tuple[str, Starlette], site: str, store: Store, browser: Any) -> None:
+    collector_url, app = collector
+    theirs = read_like_a_visitor(browser, site + "/", collector_url)
+    ours = read_like_a_visitor(browser, site + "/?tracker=ours", collector_url)
+    assert ours == theirs
+    app.state.writer.flush()
+    query = ("SELECT pathname, scroll_depth, engaged_ms FROM events WHERE site = {site:String} "
+             "AND name = 'engagement' ORDER BY timestamp")
+    assert store.rows(query, {"site": OUR_SITE}) == [tuple(report) for report in ours]
+    assert [tuple(row) for row in store.rows(query, {"site": SITE})][-3:] == [
+        tuple(report) for report in theirs]
+
+
+def test_our_default_script_is_smaller_than_plausibles_npm_tracker(plausible_js: bytes) -> None:
+    """Both gzipped as build.py measures (level 9); the README quotes the two figures."""
+    ours, theirs = gzipped_size(SCRIPT.body), gzipped_size(plausible_js)
+    assert ours <= 1200 and ours < theirs, (ours, theirs)

@@ -32,8 +32,15 @@ from collector.reports.dimensions import (
     shown_sql,
     value_sql,
 )
+from collector.reports.engagement import WITH_OTHER_EVENTS, check_engagement, reads_engagement
 from collector.reports.goals import Goal, condition_sql, goal_dimension_sql
-from collector.reports.metrics import COMPONENT_SQL, METRICS, component_sql, needs_visit_table
+from collector.reports.metrics import (
+    COMPONENT_SQL,
+    ENGAGEMENT_ORDER_SQL,
+    METRICS,
+    component_sql,
+    needs_visit_table,
+)
 from collector.reports.params import Parameters
 from collector.reports.patterns import check_pattern
 from collector.reports.request import Condition, Filter, Logical, QuerySpec
@@ -106,6 +113,7 @@ def query_level(spec: QuerySpec) -> str:
             raise InvalidField(f"{name} is an event metric (revenue is stored on events): "
                                "break it down by event dimensions or time, without visit "
                                "metrics", f"metrics[{index}]")
+    check_engagement(spec, level)
     return level
 
 
@@ -116,6 +124,7 @@ def plan(spec: QuerySpec, period: DateRange, force_raw: bool = False,
     named = [name for name in spec.dimensions if not name.startswith("time:")]
     rollup_ready = (not force_raw and not spec.filters and len(named) <= 1
                     and not uses_revenue(spec.metrics)  # no rollup holds revenue
+                    and not reads_engagement(spec.metrics)  # nor engagement
                     and all(dimension(name).in_rollup for name in named)
                     and is_hour_aligned(period.start) and is_hour_aligned(period.end))
     if rollup_ready:
@@ -150,11 +159,12 @@ def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan
     goal_sql = goal_dimension_sql(list(context.goals), params) \
         if "event:goal" in spec.dimensions else ""
     revenue = counted_sql(context.goals, params) if uses_revenue(spec.metrics) else "0"
+    engaged = reads_engagement(spec.metrics)  # the engagement events are read too
     selected = [
         f"{shown_sql(name, value_sql(name, chosen.source, params, context.timezone, goal_sql))}"
         f" AS {grouped}{alias}" for name, alias in zip(spec.dimensions, aliases)]
     selected += [
-        f"{component_sql(chosen.source, part, chosen.visitor_sample, revenue)}"
+        f"{component_sql(chosen.source, part, chosen.visitor_sample, revenue, engaged)}"
         f" AS {grouped}c_{part}"
         for part in components]
     keys = [grouped + alias for alias in aliases]
@@ -164,9 +174,11 @@ def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan
     breakdown = next((name for name in spec.dimensions if not name.startswith("time:")), None)
     source = _from(chosen, period, params, context.site, breakdown)
     sql = (f"SELECT {', '.join(selected)} FROM {source} "
-           f"WHERE {_where(spec, context, period, chosen, params)}")
+           f"WHERE {_where(spec, context, period, chosen, params, engaged)}")
     if keys:
         sql += f" GROUP BY {', '.join(keys)}"
+    if keys and engaged:  # a row of engagement events alone: its pageview is not in range
+        sql += f" HAVING {WITH_OTHER_EVENTS}"
     if bounds:
         sql = bounded_sql(sql, aliases, components, prefix, bounds)
     if fold:
@@ -258,9 +270,9 @@ def _from(chosen: Plan, period: DateRange, params: Parameters, site: str,
 
 
 def _where(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan,
-           params: Parameters) -> str:
+           params: Parameters, engagement: bool = False) -> str:
     parts = _range_sql(chosen.source, context.site, period.start.timestamp(),
-                       period.end.timestamp(), params)
+                       period.end.timestamp(), params, engagement)
     if chosen.source == VISITS_ROLLUP:
         named = [name for name in spec.dimensions if not name.startswith("time:")]
         parts.append(f"dimension = {params.bind(rollup_key(named[0]) if named else '')}")
@@ -271,13 +283,14 @@ def _where(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Pla
 
 
 def _range_sql(source: str, site: str, start: float, end: float,
-               params: Parameters) -> list[str]:
+               params: Parameters, engagement: bool = False) -> list[str]:
     column = TIME_COLUMNS[source]
     parts = [f"site = {params.bind(site)}",
              f"{column} >= {moment_sql(column, params.bind(int(start), 'UInt32'))}",
              f"{column} < {moment_sql(column, params.bind(int(end), 'UInt32'))}"]
-    if source == EVENTS:
-        # Engagement events refine visit durations; they are not events of their own.
+    if source == EVENTS and not engagement:
+        # Engagement events refine visit durations; they are not events of their own
+        # (only scroll_depth and time_on_page read them: collector.reports.engagement).
         parts.append("name != 'engagement'")
     return parts
 
@@ -381,6 +394,8 @@ def _order(spec: QuerySpec, aliases: list[str]) -> str:
 
 
 def _metric_order_sql(name: str) -> str:
+    if name in ENGAGEMENT_ORDER_SQL:
+        return ENGAGEMENT_ORDER_SQL[name]
     ratios = {"views_per_visit": "c_pageviews", "bounce_rate": "c_bounces",
               "visit_duration": "c_duration"}
     if name in ratios:

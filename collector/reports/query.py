@@ -261,8 +261,9 @@ def _add_comparison(spec: QuerySpec, earlier: list[tuple[list[Any], dict[str, fl
 
 
 def _filled(parts: dict[str, float]) -> dict[str, float]:
-    return {name: parts.get(name, 0.0) for name in
-            ("visitors", "visits", "pageviews", "events", "bounces", "duration")}
+    """``parts`` with the base components it lacks as zeros (the others kept: engagement)."""
+    return {**{name: 0.0 for name in
+               ("visitors", "visits", "pageviews", "events", "bounces", "duration")}, **parts}
 
 
 def _time_dimension(spec: QuerySpec) -> str | None:
