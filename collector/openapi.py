@@ -58,7 +58,8 @@ _ERRORS = {
     "400": _error("Invalid input; `field` names what to fix."),
     "401": _error("No key, an unknown one or a revoked one."),
     "403": _error("The key does not give access to that site."),
-    "429": _error("Too many failed key checks from this client.", RETRY_AFTER),
+    "429": _error("Too many failed key checks from this client, or a share link's privacy "
+                  "budget of the day is spent (until midnight UTC).", RETRY_AFTER),
 }
 _REPORT_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}]
 # What Plausible accepts; what it cannot use is dropped with the event kept (ingest.py).
@@ -272,8 +273,10 @@ PATHS: dict[str, Schema] = {
         "security": _REPORT_SECURITY,
         "parameters": [{"name": "site_id", "in": "query", "required": True,
                         "schema": _STRING}],
-        "responses": {"200": {"description": "A bare number.",
-                              "content": _json({"type": "integer", "minimum": 0})},
+        "responses": {"200": {"description": "A bare number; for a share link that of the "
+                                             "last whole five minutes, noised, or null below "
+                                             "its k (docs/privacy.md).",
+                              "content": _json({"type": ["integer", "null"], "minimum": 0})},
                       **_ERRORS},
     }},
     "/api/v1/stats/aggregate": _v1_stats(

@@ -256,7 +256,8 @@ def api_numbers(deployment: Deployment, panel_id: str, query: dict[str, Any],
                 "changes": dict(zip(query["metrics"], changes))}
     if panel_id == "timeseries":
         by_label = {row["dimensions"][0]: row["metrics"][0] for row in answer["results"]}
-        return {"values": [by_label.get(label) or 0 for label in answer["meta"]["time_labels"]]}
+        return {"values": [by_label[label] if label in by_label else 0
+                           for label in answer["meta"]["time_labels"]]}
     return {"rows": [[row["dimensions"][0], dict(zip(query["metrics"], row["metrics"]))]
                      for row in answer["results"]]}
 
@@ -485,8 +486,8 @@ def test_a_share_link_needs_no_sign_in_and_folds_rare_rows(browsing: Browsing,
         f"fewer than {PUBLIC_K} visitors")
     sync_api.expect(page.locator("form.sign-out")).to_have_count(0)
     parts = assert_matches_api(page, deployment, deployment.share)
-    # Counts a public link may not show are null; bots were frequent enough.
-    assert dict(parts["filtered"]["rows"])["bot"] == {"count": DROPPED["bot"]}
+    # Counts a public link may not show are null; bots were frequent enough (and noised).
+    assert dict(parts["filtered"]["rows"])["bot"]["count"] is not None
     assert dict(parts["filtered"]["rows"])["opt-out"] == {"count": None}
 
     # The ingest traffic alone: too few visitors per page to be named in public.

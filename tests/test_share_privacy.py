@@ -10,16 +10,20 @@ the noise (its spread against the stated epsilon), its determinism, and the budg
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
+from collector.cli import cli
 from collector.reports.auth import SHARE, create_key
 from collector.reports.dimensions import DIMENSIONS
 from collector.reports.goals import EVENT, add_goal
@@ -38,6 +42,7 @@ TARGET_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:99.0) Gecko/20100101 Firefox/
 TAGS = ("?utm_source=rare-source&utm_medium=rare-medium&utm_campaign=rare-campaign"
         "&utm_term=rare-term&utm_content=rare-content")
 K = DEFAULT_PUBLIC_K
+CLI_DATABASE = "collector"  # what the command line opens on a chdb:// store URL
 ALL_METRICS = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration"]
 # Every dimension a filter may name (time buckets are dimensions only), and a property.
 FILTERABLE = [name for name in DIMENSIONS if not name.startswith("time:")] \
@@ -403,3 +408,42 @@ def test_collectors_sharing_a_store_spend_one_budget_per_token(
 def set_budget(client: TestClient, store: Store, epsilon: float, epsilon_day: float) -> None:
     set_share_budget(store, SITE, epsilon, epsilon_day)
     client.app.state.reports.site_contexts.forget()  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- the command line
+
+def test_the_budget_is_set_per_site_and_stated_by_collector_check(
+        store: Store, engine_url: str, tmp_path: Path) -> None:
+    env = {"COLLECTOR_CLICKHOUSE_URL": engine_url, "COLLECTOR_DATA_DIR": str(tmp_path),
+           "COLLECTOR_LOG_LEVEL": "warning"}
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    def parsed(*args: str) -> Any:
+        result = invoke(*args, "--json")
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)
+
+    store.command(f"DROP DATABASE IF EXISTS {CLI_DATABASE}")
+    try:
+        assert invoke("sites", "add", "cli.example").exit_code == 0
+        assert parsed("sites", "privacy", "cli.example") == {
+            "site": "cli.example", "public_k": K, "epsilon": 1.0, "epsilon_day": 30.0,
+            "share_links": []}
+        link = parsed("keys", "create", "--site", "cli.example", "--share")["key_id"]
+        changed = parsed("sites", "privacy", "cli.example", "--epsilon", "0.5",
+                         "--daily-epsilon", "10")
+        assert changed == {"site": "cli.example", "public_k": K, "epsilon": 0.5,
+                           "epsilon_day": 10.0,
+                           "share_links": [{"key_id": link, "spent_today": 0.0}]}
+        refused = invoke("sites", "privacy", "cli.example", "--epsilon", "2",
+                         "--daily-epsilon", "1")
+        assert refused.exit_code == 1 and "daily epsilon" in refused.stderr
+        assert parsed("check")["share_links"] == [changed]
+        assert (f"Share links of cli.example: rows of {K}+ visitors, noise epsilon 0.5 per "
+                "answer, 10 per link and UTC day; 1 active") in invoke("check").stdout
+        assert (f"Public share links of cli.example show only numbers about at least {K} "
+                "visitors") in invoke("check", "--markdown").stdout
+    finally:
+        store.command(f"DROP DATABASE IF EXISTS {CLI_DATABASE}")

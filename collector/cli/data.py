@@ -135,6 +135,12 @@ def _print_statement(result: dict[str, Any]) -> None:
                + "; forwarding headers from other peers: "
                + ("unknown (run this while `collector serve` runs)" if seen is None
                   else f"{seen:,} requests"))
+    for site in result["share_links"]:
+        spent = max((link["spent_today"] for link in site["share_links"]), default=0.0)
+        click.echo(f"Share links of {site['site']}: rows of {site['public_k']}+ visitors, "
+                   f"noise epsilon {site['epsilon']:g} per answer, {site['epsilon_day']:g} "
+                   f"per link and UTC day; {len(site['share_links'])} active, the most spent "
+                   f"today {spent:g}")
     geo = result["geoip"]
     click.echo("GeoIP: " + (f"{geo['source']} ({geo['database']})" if geo["database"]
                             else "no database")

@@ -1,4 +1,5 @@
-"""``collector sites add | list | remove | exclude``: the site allow-list."""
+"""``collector sites add | list | remove | exclude | privacy``: the site allow-list, and
+each site's privacy budget for share links."""
 
 from __future__ import annotations
 
@@ -116,6 +117,42 @@ def exclude(ctx: click.Context, domain: str, add_ips: tuple[str, ...],
         "domain": domain, "add_ips": list(add_ips), "remove_ips": list(remove_ips),
         "add_paths": list(add_paths), "remove_paths": list(remove_paths), "clear": clear})
     emit(site, as_json, _print_exclusions)
+
+
+@sites.command()
+@click.argument("domain")
+@click.option("--epsilon", type=click.FloatRange(0, 10, min_open=True), default=None,
+              help="What each new answer to a share link spends, above 0 and at most 10 "
+                   "(default: keep; 1 for a site never set).")
+@click.option("--daily-epsilon", type=click.FloatRange(0, 1000, min_open=True), default=None,
+              help="What one share link may spend per UTC day, at least --epsilon and at "
+                   "most 1000 (default: keep; 30 for a site never set).")
+@json_option
+@click.pass_context
+def privacy(ctx: click.Context, domain: str, epsilon: float | None,
+            daily_epsilon: float | None, as_json: bool) -> None:
+    """Show or set DOMAIN's privacy budget for share links.
+
+    A share link's numbers carry calibrated noise (differential privacy): each new answer
+    spends --epsilon, repeated answers nothing, and once a link has spent --daily-epsilon
+    it answers 429 until midnight UTC. Smaller values protect visitors more and make the
+    numbers noisier (docs/privacy.md). With no option the budget is shown unchanged.
+    """
+    if epsilon is None and daily_epsilon is None:
+        result = run(ctx, "privacy.show", {"site": domain})
+    else:
+        result = run(ctx, "privacy.set", {"site": domain, "epsilon": epsilon,
+                                          "epsilon_day": daily_epsilon})
+    emit(result, as_json, _print_privacy)
+
+
+def _print_privacy(result: dict[str, Any]) -> None:
+    links = result["share_links"]
+    spent = max((link["spent_today"] for link in links), default=0.0)
+    click.echo(f"{result['site']}: share links see rows of at least {result['public_k']} "
+               f"visitors, with noise: epsilon {result['epsilon']:g} per answer, "
+               f"{result['epsilon_day']:g} per link and UTC day ({len(links)} active "
+               f"link(s); the most spent today: {spent:g})")
 
 
 def _print_exclusions(site: dict[str, Any]) -> None:

@@ -64,7 +64,8 @@ def operation(name: str) -> Callable[[Operation], Operation]:
 
 
 # Modules whose operations register on import; add yours here.
-OPERATION_MODULES: tuple[str, ...] = ("status", "sites", "keys", "thresholds", "goals",
+OPERATION_MODULES: tuple[str, ...] = ("status", "sites", "keys", "thresholds", "share_privacy",
+                                     "goals",
                                      "salts", "demo", "migrate", "export", "compliance",
                                      "retention", "erase", "audit", "copy")
 

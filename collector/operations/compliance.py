@@ -30,6 +30,7 @@ from maxminddb.errors import InvalidDatabaseError
 from collector.enrich.geo_update import DBIP_ATTRIBUTION, GEOIP_FILENAME, GEOIP_SUBDIRECTORY
 from collector.operations import OperationContext, operation
 from collector.operations.retention import Tiers, default_tiers, site_tiers
+from collector.operations.share_privacy import share_privacy_json
 from collector.privacy import SaltKeeper
 from collector.schema import TABLES
 from collector.settings import Settings
@@ -131,6 +132,8 @@ def check(context: OperationContext) -> dict[str, Any]:
                     "listening_on": settings.host,
                     "untrusted_forwarding": _untrusted_forwarding(context.server_state)},
         "geoip": geo,
+        # Public share links: their k, noise budget and what each link spent today.
+        "share_links": [share_privacy_json(store, domain) for domain in domains],
     }
     statement["warnings"] = warnings(statement, settings)
     return statement
@@ -279,6 +282,11 @@ def statement_markdown(statement: dict[str, Any]) -> str:
         f"| every site | {shown_months(statement['retention']['raw_months'])} | "
         f"{shown_months(statement['retention']['rollup_months'])} |"]
     lines += ["", "Reports show aggregates only, never single rows or visitor hashes."]
+    lines += [f"Public share links of {site['site']} show only numbers about at least "
+              f"{site['public_k']} visitors, with random noise that hides whether any one "
+              f"visitor was counted (differential privacy, epsilon {site['epsilon']:g} per "
+              f"answer, at most {site['epsilon_day']:g} per link and day)."
+              for site in statement["share_links"] if site["share_links"]]
     geo = statement["geoip"]
     if geo["attribution"]:
         lines += ["", "## Location data", "", geo["attribution"] + "."]

@@ -56,10 +56,11 @@ def set_thresholds(store: Store, site: str, k: int, public_k: int) -> Thresholds
 def set_share_budget(store: Store, site: str, epsilon: float, epsilon_day: float) -> Thresholds:
     """Set what each answer to a share token spends and what a token may spend per day."""
     if not 0 < epsilon <= MAX_EPSILON:
-        raise InvalidField(f"must be above 0 and at most {MAX_EPSILON:g}", "epsilon")
+        raise InvalidField(f"the epsilon of an answer must be above 0 and at most "
+                           f"{MAX_EPSILON:g}", "epsilon")
     if not epsilon <= epsilon_day <= MAX_EPSILON_DAY:
-        raise InvalidField(f"must be from the per-answer epsilon ({epsilon:g}) to "
-                           f"{MAX_EPSILON_DAY:g}", "epsilon_day")
+        raise InvalidField(f"the daily epsilon must be from the epsilon of an answer "
+                           f"({epsilon:g}) to {MAX_EPSILON_DAY:g}", "epsilon_day")
     return _save(store, site, dataclasses.replace(thresholds(store, site), epsilon=epsilon,
                                                   epsilon_day=epsilon_day))
 

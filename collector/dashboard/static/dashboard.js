@@ -262,7 +262,8 @@ function buildLayout() {
   if (config.mode === "share") {
     root.append(element("p", { className: "notice", id: "share-notice",
       text: `Public view of ${config.site}. Rows seen by fewer than ${config.publicK} visitors ` +
-            "are grouped as (other)." }));
+            "are grouped as (other), numbers about so few are not shown (—), and every number " +
+            "carries a little random noise that keeps any one visitor from being singled out." }));
   }
   const period = element("select", { id: "period", "aria-label": "Date range",
                                       onchange: (event) => changePeriod(event.target.value) });
@@ -501,7 +502,9 @@ async function loadTimeseries(stats) {
 function seriesValues(answer) {
   const byLabel = new Map(answer.results.map((row) => [row.dimensions[0], row.metrics[0]]));
   const labels = answer.meta.time_labels || [...byLabel.keys()];
-  return labels.map((label) => byLabel.get(label) ?? 0);
+  // A bucket the API did not answer had nobody; one it answered null (a share link's
+  // bucket of too few visitors) stays null, which the chart shows as "—".
+  return labels.map((label) => (byLabel.has(label) ? byLabel.get(label) : 0));
 }
 
 function panelQuery(panel, limit = ROWS) {
@@ -725,7 +728,9 @@ buildLayout();
 writeView(true);
 refresh();
 loadRealtime();
-setInterval(loadRealtime, REALTIME_SECONDS * 1000);
+// A share link pays from its privacy budget for each new count (docs/privacy.md): it asks
+// once per page load instead of every half minute.
+if (config.mode !== "share") setInterval(loadRealtime, REALTIME_SECONDS * 1000);
 window.addEventListener("popstate", () => { view = readView(); refresh(); });
 let resizeTimer = 0;
 window.addEventListener("resize", () => {
