@@ -186,8 +186,12 @@ class Store:
         return scales
 
     def close(self) -> None:
-        for _ in range(self._connections):  # each once its call is over
-            self._idle.get().close()
+        closed = [self._idle.get() for _ in range(self._connections)]  # each once its call is over
+        for client in closed:
+            client.close()
+            # Back in the queue, closed: a later call fails in the driver (StorageError)
+            # instead of waiting forever for an idle client.
+            self._idle.put(client)
 
     @contextmanager
     def _client(self) -> Iterator[Any]:
