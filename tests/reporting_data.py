@@ -54,6 +54,10 @@ def make_event(timestamp_ms: int, visitor: int, page: str = "/", name: str = "pa
                  **arrival.event_fields(), **{**CLIENT, **client})
 
 
+# The events columns of a store migrated to before 0010 (which added the revenue ones).
+COLUMNS_BEFORE_REVENUE = tuple(name for name in EVENT_COLUMNS if not name.startswith("revenue_"))
+
+
 def store_events(store: Store, events: Iterable[Event], tracker: VisitTracker | None = None,
                  event_columns: tuple[str, ...] = EVENT_COLUMNS) -> list[Event]:
     """Track ``events`` (in time order) into visits and insert both tables like the writer

@@ -21,7 +21,13 @@ from collector.storage import Store, migrate, open_store
 from collector.storage.migrations import Deployment, available_migrations, render
 from collector.storage.schema_check import schema_differences, verify_schema
 from tests.conftest import fresh_database_name
-from tests.reporting_data import SITE, day, sample_site_events, store_events
+from tests.reporting_data import (
+    COLUMNS_BEFORE_REVENUE,
+    SITE,
+    day,
+    sample_site_events,
+    store_events,
+)
 
 # Names that would betray a field able to hold what the privacy statement says is never kept.
 FORBIDDEN = re.compile(r"(^|_)(ip|addr|address|user_agent|ua|query|width|height|lat|lon)($|_)")
@@ -74,8 +80,7 @@ def test_a_store_migrates_forward_with_its_traffic(scratch: Store,
     """Traffic stored before the leaner store (0006) reports the same after it: from the
     raw tables, and from the rollups, including visit:screen, backfilled by 0006."""
     migrate(scratch, up_to=5)
-    before_revenue = tuple(name for name in EVENT_COLUMNS if not name.startswith("revenue_"))
-    store_events(scratch, sample_site_events(), event_columns=before_revenue)  # 0010 adds them
+    store_events(scratch, sample_site_events(), event_columns=COLUMNS_BEFORE_REVENUE)
     # Before the channel fix, ingest stored direct visits as "Referral".
     scratch.command("ALTER TABLE visits UPDATE channel = 'Referral' WHERE channel = 'Direct'",
                     settings={"mutations_sync": 2})
