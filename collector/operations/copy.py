@@ -222,7 +222,7 @@ def copy_installation(context: OperationContext, to: str,
     try:
         migrate(target, context.settings.retention_months,
                 rollup_retention_months=context.settings.rollup_retention_months)
-        shown = redacted_url(f"{to.rstrip('/')}" if urlsplit(to).path.strip("/")
+        shown = redacted_url(to if urlsplit(to).path.strip("/")
                              else f"{to.rstrip('/')}/{target.database}")
         checkpoint = Checkpoint(_checkpoint_path(context, to, target.database), shown)
         tables = matching_tables(context.store, target)
