@@ -207,6 +207,13 @@ def test_visit_metrics_under_a_page_filter_are_those_of_visits_entering_there(
                      "visit_duration": {"value": 60}}
 
 
+def test_time_on_page_under_a_page_filter(client: TestClient, key: str) -> None:
+    # No engagement event was sent: nobody reported a time (Plausible's null too).
+    found = results(client, key, "aggregate", **TWO_DAYS, metrics="visitors,time_on_page",
+                    filters="event:page==/")
+    assert found == {"visitors": {"value": 4}, "time_on_page": {"value": None}}
+
+
 def test_a_period_running_past_today_is_compared_up_to_today(client: TestClient,
                                                              key: str) -> None:
     # D..D+5, today D+1: the two days D..D+1 against D-2..D-1 (V7), not D-6..D-1 (V0, V7).
@@ -468,6 +475,10 @@ def test_keys_are_checked_as_in_v2(client: TestClient, store: Store) -> None:
     ("aggregate", {"metrics": "conversion_rate"}, "metrics"),
     ("aggregate", {"metrics": "views_per_visit", "filters": "event:page==/"}, "metrics"),
     ("aggregate", {"metrics": "visit_duration", "filters": "event:name==Signup"}, "metrics"),
+    ("aggregate", {"metrics": "time_on_page"}, "metrics"),  # needs a page filter
+    ("aggregate", {"metrics": "time_on_page", "filters": "event:page==/;event:goal==Signup"},
+     "metrics"),
+    ("breakdown", {"property": "visit:source", "metrics": "time_on_page"}, "metrics"),
     ("aggregate", {"filters": "badproperty==bar"}, "filters"),
     ("aggregate", {"filters": "visit:browser"}, "filters"),
     ("aggregate", {"filters": "visit:country==France"}, "filters"),
