@@ -45,10 +45,6 @@ class Spending:
         return max(0.0, round(self.epsilon_day - self.spent_today, 9))
 
 
-class BudgetSpent(TooManyRequests):
-    """The token's budget of the day cannot pay for this answer; retry after midnight UTC."""
-
-
 class PrivacyBudget:
     """Share tokens' spending, read from and written to ``privacy_spends``."""
 
@@ -58,7 +54,8 @@ class PrivacyBudget:
         self._lock = threading.Lock()  # one spending at a time here; the store orders the rest
 
     def spend(self, key_id: str, release: str, epsilon: float, epsilon_day: float) -> Spending:
-        """Pay ``epsilon`` for ``release`` (nothing if it was paid before), or BudgetSpent."""
+        """Pay ``epsilon`` for ``release`` (nothing if it was paid before); TooManyRequests,
+        until the next UTC midnight, when the day's budget cannot pay for it."""
         now = self._now()
         today, refills_at = now.date(), _next_midnight(now)
         with self._lock:
@@ -98,11 +95,11 @@ class PrivacyBudget:
         return datetime.fromtimestamp(self._clock(), UTC)
 
     @staticmethod
-    def _refusal(epsilon_day: float, refills_at: datetime, now: datetime) -> BudgetSpent:
+    def _refusal(epsilon_day: float, refills_at: datetime, now: datetime) -> TooManyRequests:
         wait = max(1, int((refills_at - now).total_seconds() + 0.999))
-        return BudgetSpent(f"this share link's privacy budget for today (epsilon "
-                           f"{epsilon_day:g}) is spent; it refills at "
-                           f"{refills_at.isoformat()}", wait)
+        return TooManyRequests(f"this share link's privacy budget for today (epsilon "
+                               f"{epsilon_day:g}) is spent; it refills at "
+                               f"{refills_at.isoformat()}", wait)
 
 
 def _next_midnight(now: datetime) -> datetime:

@@ -85,29 +85,41 @@ class Published:
 
 
 class ReleaseCache:
-    """Releases given in the current UTC hour, by token and question (at most ``size``)."""
+    """Releases given in the current UTC hour, by token and question, the least recently
+    used dropped first beyond ``max_rows`` rows in all (a breakdown can hold thousands)."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, size: int = 10_000) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time,
+                 max_rows: int = 200_000) -> None:
         self._clock = clock
-        self._size = size
+        self._max_rows = max_rows
+        self._rows = 0
         self._entries: OrderedDict[tuple[str, str, int], Published] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key_id: str, question: Mapping[str, Any]) -> Published | None:
+        key = self._key(key_id, question)
         with self._lock:
-            found = self._entries.get(self._key(key_id, question))
+            found = self._entries.get(key)
             if found is not None:
-                self._entries.move_to_end(self._key(key_id, question))
+                self._entries.move_to_end(key)
             return found
 
     def put(self, key_id: str, question: Mapping[str, Any], published: Published) -> None:
+        key = self._key(key_id, question)
         with self._lock:
-            self._entries[self._key(key_id, question)] = published
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+            replaced = self._entries.pop(key, None)
+            self._rows -= _size(replaced) if replaced else 0
+            self._entries[key] = published
+            self._rows += _size(published)
+            while self._rows > self._max_rows and len(self._entries) > 1:
+                self._rows -= _size(self._entries.popitem(last=False)[1])
 
     def _key(self, key_id: str, question: Mapping[str, Any]) -> tuple[str, str, int]:
         return key_id, _canonical(question), int(self._clock()) // 3600
+
+
+def _size(published: Published) -> int:
+    return sum(len(rows) for rows in published.tables.values())
 
 
 @dataclass(frozen=True)
@@ -177,7 +189,7 @@ class Releaser:
     def meta(self, published: Published) -> dict[str, Any]:
         """What the answer's ``meta.privacy`` says of it (docs/reports.md)."""
         spending = published.spending
-        meta: dict[str, Any] = {
+        return {
             "mechanism": MECHANISM, "k": self.access.k,
             "epsilon": spending.epsilon, "epsilon_per_answer": self.access.epsilon,
             "epsilon_per_count": round(float(published.epsilon_per_count), 6),
@@ -185,7 +197,6 @@ class Releaser:
             "epsilon_remaining_today": spending.remaining, "repeated": spending.repeated,
             "budget_refills_at": spending.refills_at.isoformat(),
             "contribution_bounds": self.bounds.as_json()}
-        return meta
 
 
 def _canonical(value: Any) -> str:
