@@ -89,6 +89,8 @@ VISIT_ATTRIBUTES: tuple[Column, ...] = (
 
 # No column can hold an IP address, a raw user agent, a query string or an exact
 # screen size: what is not declared here cannot be stored.
+# New columns go at the end of a table: rows a write-ahead log holds from before an
+# upgrade fill its first columns on replay (collector.writer), the new ones get defaults.
 EVENTS_TABLE: tuple[Column, ...] = (
     Column("site", LOW_CARDINALITY, "event"),
     Column("timestamp", "DateTime64(3, 'UTC')", "event", DELTA_ZSTD),  # the server's clock

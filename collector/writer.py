@@ -282,7 +282,7 @@ class Writer:
             if not block.rows or table in batch.written_tables:
                 continue
             columns = self._tables.get(table)
-            if columns is None or block.width != len(columns):
+            if columns is None or block.width > len(columns):
                 # Only a log written by another version can hold such rows.
                 logger.error("skipping %d rows for table %s: this version writes %s",
                              block.rows, table, "no such table" if columns is None
@@ -291,8 +291,11 @@ class Writer:
                 continue
             started = time.perf_counter()
             try:
-                self._store.insert_raw(table, columns, block.data, fmt="MsgPack",
-                                       token=f"{batch.token}-{table}")
+                # Narrower rows were logged before an upgrade added columns, which are only
+                # ever appended (collector.schema): they fill the first ones, and ClickHouse
+                # gives the rest their defaults.
+                self._store.insert_raw(table, columns[:block.width], block.data,
+                                       fmt="MsgPack", token=f"{batch.token}-{table}")
             except StorageError as error:
                 self._observer.insert_failed(table)
                 return self._failed(batch, f"insert into {table} failed: {error}")

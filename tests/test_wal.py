@@ -66,11 +66,13 @@ class Recorder:
 
 
 def test_an_older_versions_records_are_replayed_once(store: Store, tmp_path: Path) -> None:
-    """Records of rows as msgpack arrays (before row blocks) are still read and stored."""
+    """Records of rows as msgpack arrays (before row blocks), narrower than today's rows
+    (before columns were added), are still read and stored."""
     directory = tmp_path / "wal"
     directory.mkdir()
-    payload = msgspec.msgpack.encode({"events": [list(sample_event("old.test", "/a")),
-                                                 list(sample_event("old.test", "/b"))]})
+    # Rows as an older version logged them: before the revenue columns (the last two).
+    payload = msgspec.msgpack.encode({"events": [list(sample_event("old.test", "/a"))[:-2],
+                                                 list(sample_event("old.test", "/b"))[:-2]]})
     record = struct.pack("<III", len(payload), 2, zlib.crc32(payload)) + payload
     (directory / f"{1:012d}-{'a' * 32}{SUFFIX}").write_bytes(record)
     log = WriteAheadLog(directory)
@@ -80,6 +82,8 @@ def test_an_older_versions_records_are_replayed_once(store: Store, tmp_path: Pat
     writer.flush()
     writer.stop()
     assert count(store, "old.test") == 2
+    assert store.rows("SELECT DISTINCT revenue_amount, revenue_currency FROM events "
+                      "WHERE site = 'old.test'") == [(0, "")]  # the new columns' defaults
     assert segment_files(directory) == []
 
 
