@@ -442,20 +442,21 @@ def main() -> None:
                 in_flight = ours["stored"] - ours["accepted"]
                 failed |= bool(not 0 <= in_flight <= arguments.connections or ours["errors"])
             failed |= bool(bare["errors"])
-    print(f"load: {rows[0][1]['tool']}, {arguments.connections} connections, "
-          f"{arguments.seconds:.0f}s each, one uvicorn worker, loopback, requests built "
-          "before the clock starts")
-    print(f"{'':36}{'events/s':>10}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}"
-          f"{'errors':>7}{'accepted':>10}{'stored':>10}")
-    for name, result in rows:
-        ratio = f"{result['ratio']:.2f}x" if "ratio" in result else ""
-        stored = (f"{result['accepted']:>10.0f}{result['stored']:>10.0f}"
-                  if "stored" in result else "")
-        print(f"{name:36}{result['per_second']:>10.0f}{ratio:>7}{result['p50_ms']:>8.2f}"
-              f"{result['p99_ms']:>8.2f}{result['peak_rss_mib']:>9.0f}{result['errors']:>7.0f}"
-              f"{stored}")
-    print("target: collector >= 0.5x bare under each load; stored = accepted (202s counted "
-          "by the load) + at most one in flight per connection when the load stopped")
+    if rows:  # --loads '' runs the durability phases alone
+        print(f"load: {rows[0][1]['tool']}, {arguments.connections} connections, "
+              f"{arguments.seconds:.0f}s each, one uvicorn worker, loopback, requests built "
+              "before the clock starts")
+        print(f"{'':36}{'events/s':>10}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}"
+              f"{'errors':>7}{'accepted':>10}{'stored':>10}")
+        for name, result in rows:
+            ratio = f"{result['ratio']:.2f}x" if "ratio" in result else ""
+            stored = (f"{result['accepted']:>10.0f}{result['stored']:>10.0f}"
+                      if "stored" in result else "")
+            print(f"{name:36}{result['per_second']:>10.0f}{ratio:>7}{result['p50_ms']:>8.2f}"
+                  f"{result['p99_ms']:>8.2f}{result['peak_rss_mib']:>9.0f}{result['errors']:>7.0f}"
+                  f"{stored}")
+        print("target: collector >= 0.5x bare under each load; stored = accepted (202s counted "
+              "by the load) + at most one in flight per connection when the load stopped")
     durable = run_durability_phases(arguments.durability, arguments.seconds,
                                     arguments.connections)
     if failed or not durable:
