@@ -411,6 +411,16 @@ def test_share_links_see_the_public_threshold(client: TestClient, store: Store) 
     assert [row["page"] for row in found] == ["(other)"]
 
 
+def test_each_share_link_spends_its_own_privacy_budget(client: TestClient,
+                                                        store: Store) -> None:
+    first, second = (create_key(store, SITE, kind="share") for _ in range(2))
+    for token in (first, second):
+        results(client, token, "aggregate", **TWO_DAYS, metrics="visitors")
+    spenders = {key for (key,) in store.rows("SELECT DISTINCT key_id FROM privacy_spends")}
+    assert f"share:{SITE}" not in spenders  # not one pool for every share link of the site
+    assert len(spenders) >= 2
+
+
 # Requests as published integrations send them: a widget's top pages of today, a blog's
 # most read articles, a script counting events, the documentation's first example.
 @pytest.mark.parametrize(("endpoint", "query", "expected"), [

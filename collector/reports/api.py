@@ -78,11 +78,11 @@ async def realtime_endpoint(request: Request) -> Response:
     return JSONResponse(visitors, headers=NO_STORE)
 
 
-async def authorized_url_site(request: Request) -> tuple[str, str]:
-    """The site a GET request names in ``?site_id=`` and the caller's kind (api or share),
-    once it may read that site: the checks of ``_authorized``, for the v1 endpoints too."""
-    site, caller = await _url_caller(request)
-    return site, caller if isinstance(caller, str) else caller.kind
+async def authorized_url_site(request: Request) -> tuple[str, Grant | str]:
+    """The site a GET request names in ``?site_id=`` and the caller (a share token's grant,
+    whose privacy budget the answer spends, or the kind ``api``), once it may read that
+    site: the checks of ``_authorized``, for the v1 endpoints too."""
+    return await _url_caller(request)
 
 
 async def _url_caller(request: Request) -> tuple[str, Grant | str]:

@@ -30,7 +30,7 @@ from collector.reports.dates import zone
 from collector.reports.dimensions import PROPS_PREFIX, dimension
 from collector.reports.query import Report
 from collector.reports.request import MAX_LIMIT, parse_query
-from collector.reports.service import Reports
+from collector.reports.service import Caller, Reports
 from collector.reports.v1_filters import NO_VALUE, filtered_dimensions, renamed
 from collector.reports.v1_params import V1Query, parse_v1_query
 
@@ -91,7 +91,7 @@ class _Engine:
 
     reports: Reports
     site: str
-    kind: str
+    caller: Caller  # a share token's grant spends that token's privacy budget
     query: V1Query
     days: tuple[date, date]
     filters: list[Any]
@@ -109,21 +109,22 @@ class _Engine:
         if dimensions:
             body["pagination"] = {"limit": limit, "offset": offset}
         with _v1_fields():
-            return _answer(self.reports.run(parse_query(body), self.kind), metrics)
+            return _answer(self.reports.run(parse_query(body), self.caller), metrics)
 
 
 async def _respond(request: Request, endpoint: str,
                    answer: Callable[[_Engine], dict[str, Any]]) -> Response:
-    site, kind = await authorized_url_site(request)
+    site, caller = await authorized_url_site(request)
     reports: Reports = request.app.state.reports
     params = dict(request.query_params)
     with request.app.state.metrics.report_seconds.time():
-        body = await run_in_threadpool(_run, reports, site, kind, params, endpoint, answer)
+        body = await run_in_threadpool(_run, reports, site, caller, params, endpoint, answer)
     return JSONResponse(body, headers=NO_STORE)
 
 
-def _run(reports: Reports, site: str, kind: str, params: Mapping[str, str], endpoint: str,
-         answer: Callable[[_Engine], dict[str, Any]]) -> dict[str, Any]:
+def _run(reports: Reports, site: str, caller: Caller, params: Mapping[str, str],
+         endpoint: str, answer: Callable[[_Engine], dict[str, Any]]) -> dict[str, Any]:
+    kind = caller if isinstance(caller, str) else caller.kind
     timezone = reports.site_contexts.for_site(site, kind).timezone
     today = reports.now().astimezone(zone(timezone)).date()
     query = parse_v1_query(params, endpoint, today)
@@ -135,7 +136,7 @@ def _run(reports: Reports, site: str, kind: str, params: Mapping[str, str], endp
     if query.property in _BLANKS_LEFT_OUT:
         blank = dimension(query.property).blank_label
         filters = [*filters, ["is_not", query.property, sorted({"", blank})]]
-    return answer(_Engine(reports, site, kind, query, (query.first_day, last_day), filters))
+    return answer(_Engine(reports, site, caller, query, (query.first_day, last_day), filters))
 
 
 def _aggregate(engine: _Engine) -> dict[str, Any]:
