@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import string
 import struct
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -54,8 +55,16 @@ def token() -> str:
 def files_holding(directory: Path, needle: str) -> list[str]:
     """Files below ``directory`` holding ``needle``, as written or inside a compressed block."""
     wanted = needle.encode()
-    return [str(path.relative_to(directory)) for path in directory.rglob("*")
-            if path.is_file() and any(wanted in chunk for chunk in _readable(path.read_bytes()))]
+    for _ in range(10):
+        try:
+            return [str(path.relative_to(directory)) for path in directory.rglob("*")
+                    if path.is_file()
+                    and any(wanted in chunk for chunk in _readable(path.read_bytes()))]
+        except FileNotFoundError:
+            # A background merge replaced a part while we read: its rows are in the new
+            # part, which this walk may have passed already. Walk again, from the start.
+            time.sleep(0.2)
+    raise AssertionError(f"{directory} kept changing under the search")
 
 
 def _readable(data: bytes) -> list[bytes]:
