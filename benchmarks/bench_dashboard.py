@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 import httpx
 from demo_store import demo_arguments
 from playwright.sync_api import Page, sync_playwright
+from serving import free_port
 
 SITE = "demo.example"
 CHROMIUM = "/usr/bin/chromium"
@@ -60,12 +60,6 @@ def prepare(data_dir: Path, events: int, days: int) -> str:
         print(collector(data_dir, "demo", "--site", SITE, "--events", str(events),
                         "--days", str(days)).strip(), f"({time.monotonic() - started:.0f} s)")
     return collector(data_dir, "keys", "create", "--site", SITE).strip().splitlines()[-1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:

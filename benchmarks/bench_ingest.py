@@ -35,14 +35,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
+
+from serving import free_port, wait_until_up
 
 BODY = json.dumps({"n": "pageview", "u": "https://bench.example/pricing?utm_source=newsletter",
                    "d": "bench.example", "r": "https://www.google.com/", "w": 1440})
@@ -92,25 +92,6 @@ OUTAGE_SERVER = textwrap.dedent("""
 """)
 CATCH_UP_SECONDS = 6  # the writer's longest back-off between retries, and a second
 REPLAYED = re.compile(r"replayed the batches left by the previous run in ([\d.]+) s")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until_up(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -208,7 +189,7 @@ def run_bare(seconds: float, connections: int, workdir: Path, load: str) -> dict
         [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--no-access-log",
          "--log-level", "warning"], cwd=workdir)
     try:
-        wait_until_up(port, process)
+        wait_until_up(port, process, "/api/health", 60)
         result = drive(port, seconds, connections, load)
         result["peak_rss_mib"] = peak_rss_mib(process.pid)
         return result
@@ -231,7 +212,7 @@ def run_collector(seconds: float, connections: int, workdir: Path, load: str,
     process = subprocess.Popen([sys.executable, "-m", "collector", "serve"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until_up(port, process)
+        wait_until_up(port, process, "/api/health", 60)
         result = drive(port, seconds, connections, load)
         result["peak_rss_mib"] = peak_rss_mib(process.pid)
     finally:
@@ -337,7 +318,7 @@ def run_outage(seconds: float, connections: int, workdir: Path) -> dict[str, flo
         await load.run(seconds, connections)
 
     try:
-        wait_until_up(port, process)
+        wait_until_up(port, process, "/api/health", 60)
         asyncio.run(with_outage())
         time.sleep(CATCH_UP_SECONDS)  # the peak RSS includes writing the backlog
         result = {"peak_rss_mib": peak_rss_mib(process.pid)}
@@ -356,7 +337,7 @@ def run_crash(seconds: float, connections: int, workdir: Path) -> dict[str, floa
     with output.open("ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "collector", "serve"], env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
-    wait_until_up(port, process)
+    wait_until_up(port, process, "/api/health", 60)
     peaks = []
 
     def kill() -> None:
@@ -376,7 +357,7 @@ def run_crash(seconds: float, connections: int, workdir: Path) -> dict[str, floa
         restarted = subprocess.Popen([sys.executable, "-m", "collector", "serve"], env=env,
                                      stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until_up(port, restarted)
+        wait_until_up(port, restarted, "/api/health", 60)
         deadline = time.monotonic() + 120
         while not (replay := REPLAYED.search(output.read_text())) \
                 and time.monotonic() < deadline:

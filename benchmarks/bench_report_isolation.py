@@ -31,7 +31,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from serving import free_port, wait_until_up
 
 SITE = "demo.example"
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -56,30 +57,11 @@ WORST_QUERY = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def collector(env: dict[str, str], *args: str) -> str:
     """A ``collector`` command's standard output (it fails the benchmark if it fails)."""
     done = subprocess.run([sys.executable, "-m", "collector", *args], env=env, check=True,
                           capture_output=True, text=True)
     return done.stdout
-
-
-def wait_until_up(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"collector serve exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("collector serve did not start")
 
 
 async def _paced_connection(port: int, interval: float, first: float, deadline: float,
