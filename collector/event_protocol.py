@@ -142,9 +142,14 @@ class IngestProtocol(LimitedHttpProtocol):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         peer = self.client[0] if self.client else None
         assert self.events is not None
-        status, headers, payload = self.events.answer_event_request(self.headers, peer, body)
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        self._answer(self.events.answer_event_request(self.headers, peer, body), keep_alive)
+
+    def _answer(self, answer: Answer, keep_alive: bool) -> None:
+        """Write ``answer`` in one piece, count and log it, then close or wait for more."""
+        status, headers, payload = answer
         self._write(status, headers, payload, keep_alive)
+        assert self.events is not None
         self.events.event_answered(_SCOPE, status, self._event_started)
         if not keep_alive:
             self.server_state.total_requests += 1
@@ -178,13 +183,8 @@ class IngestProtocol(LimitedHttpProtocol):
 
     def _refuse_oversized(self) -> None:
         """413, as the ASGI path answers it, and the connection closed: its body is unread."""
-        status, headers, payload = error_answer(PayloadTooLarge(
-            f"the body is larger than {self.body_limit} bytes", "body"))
-        self._write(status, headers, payload, keep_alive=False)
-        assert self.events is not None
-        self.events.event_answered(_SCOPE, status, self._event_started)
-        self.server_state.total_requests += 1
-        self.transport.close()
+        self._answer(error_answer(PayloadTooLarge(
+            f"the body is larger than {self.body_limit} bytes", "body")), keep_alive=False)
 
     def _write(self, status: int, headers: list[tuple[bytes, bytes]], payload: bytes,
                keep_alive: bool) -> None:
