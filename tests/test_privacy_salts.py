@@ -8,6 +8,7 @@ from pathlib import Path
 from collector.privacy import SaltKeeper, visitor_hash
 from collector.privacy.salts import DAY_MS
 from collector.storage import Store
+from tests.removal_support import files_holding
 
 NOON = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC).timestamp()
 
@@ -54,7 +55,7 @@ def test_salts_older_than_yesterday_are_destroyed(store: Store, engine_dir: Path
     keeper = SaltKeeper(store, clock)
     old_salt = keeper.salt_for(int(clock.now * 1000))
     old_day = dt.date.fromtimestamp(clock.now)
-    assert _files_holding(engine_dir, old_salt.hex().encode())  # the search can find it
+    assert files_holding(engine_dir, old_salt.hex())  # the search can find it
     clock.now += 86400
     keeper.salt_for(int(clock.now * 1000))
     assert old_day in keeper.days_with_salts()  # yesterday's salt is kept for one more day
@@ -63,9 +64,4 @@ def test_salts_older_than_yesterday_are_destroyed(store: Store, engine_dir: Path
     assert old_day not in keeper.days_with_salts()
     assert all(day >= old_day + dt.timedelta(days=2) for day in keeper.days_with_salts())
     # The bytes left the disk too, not only the query results.
-    assert _files_holding(engine_dir, old_salt.hex().encode()) == []
-
-
-def _files_holding(directory: Path, needle: bytes) -> list[Path]:
-    return [path for path in directory.rglob("*") if path.is_file()
-            and needle in path.read_bytes()]
+    assert files_holding(engine_dir, old_salt.hex()) == []
