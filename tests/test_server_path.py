@@ -138,12 +138,14 @@ def test_a_session_refuses_a_second_query_while_one_runs(
         clickhouse, "SELECT sleepEachRow(0.5) FROM numbers(4)", session_id="busy")))
     slow.start()
     try:
+        # Probe only once the first query runs (and so holds the session): a probe sent
+        # before it would open the session itself and lock the first one out.
         deadline = time.monotonic() + 1.5
-        while True:  # until the first request holds the session
-            second = post(clickhouse, "SELECT 1", session_id="busy")
-            if second.status_code != 200 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        while "sleepEachRow" not in post(
+                clickhouse, "SELECT query FROM system.processes").text \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = post(clickhouse, "SELECT 1", session_id="busy")
     finally:
         slow.join()
     assert (second.status_code, second.headers["X-ClickHouse-Exception-Code"]) == (500, "373")
