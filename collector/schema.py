@@ -63,23 +63,27 @@ def _visit_attribute(name: str, type: str = LOW_CARDINALITY, dimension: str = ""
 
 
 # What a visit takes from its first event, in table order (both tables).
+# Blank labels are Plausible's: "Direct / None" for no referrer, "(not set)" for a
+# campaign tag or client attribute the visit lacks.
+NO_REFERRER = "Direct / None"
+NOT_SET = "(not set)"
 VISIT_ATTRIBUTES: tuple[Column, ...] = (
-    Column("hostname", LOW_CARDINALITY, "visit"),
-    _visit_attribute("referrer"),
-    _visit_attribute("referrer_source", dimension="visit:source",
-                     blank_label="Direct / None"),
+    # The visit's first event's host: its entry page's.
+    Column("hostname", LOW_CARDINALITY, "visit", dimension="visit:entry_page_hostname"),
+    _visit_attribute("referrer", blank_label=NO_REFERRER),
+    _visit_attribute("referrer_source", dimension="visit:source", blank_label=NO_REFERRER),
     Column("referrer_medium", LOW_CARDINALITY, "visit"),
-    _visit_attribute("utm_source"),
-    _visit_attribute("utm_medium"),
-    _visit_attribute("utm_campaign", STRING),
-    _visit_attribute("utm_term", STRING),
-    _visit_attribute("utm_content", STRING),
-    _visit_attribute("browser"),
-    _visit_attribute("browser_version"),
-    _visit_attribute("os"),
-    _visit_attribute("os_version"),
-    _visit_attribute("device"),
-    _visit_attribute("screen"),  # a size class, never the exact width
+    _visit_attribute("utm_source", blank_label=NOT_SET),
+    _visit_attribute("utm_medium", blank_label=NOT_SET),
+    _visit_attribute("utm_campaign", STRING, blank_label=NOT_SET),
+    _visit_attribute("utm_term", STRING, blank_label=NOT_SET),
+    _visit_attribute("utm_content", STRING, blank_label=NOT_SET),
+    _visit_attribute("browser", blank_label=NOT_SET),
+    _visit_attribute("browser_version", blank_label=NOT_SET),
+    _visit_attribute("os", blank_label=NOT_SET),
+    _visit_attribute("os_version", blank_label=NOT_SET),
+    _visit_attribute("device", blank_label=NOT_SET),
+    _visit_attribute("screen", blank_label=NOT_SET),  # a size class, never the exact width
     _visit_attribute("language"),
     _visit_attribute("country"),
     _visit_attribute("region"),

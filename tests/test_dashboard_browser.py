@@ -457,7 +457,7 @@ def test_comparison_shows_the_apis_changes(browsing: Browsing, deployment: Deplo
 
 def test_csv_download_is_the_apis_csv_of_the_panel_query(browsing: Browsing,
                                                          deployment: Deployment) -> None:
-    page = browsing.signed_in({"f.visit:device": "desktop"})
+    page = browsing.signed_in({"f.visit:device": "Desktop"})
     for panel_id in ("pages", "sources"):
         query = shown(page)[panel_id]["query"]
         with page.expect_download() as started:

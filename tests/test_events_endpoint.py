@@ -46,7 +46,7 @@ def test_a_pageview_is_stored_with_its_dimensions(client: TestClient, store: Sto
                   "utm_source, utm_campaign, browser, device, screen, language, visitor != 0, "
                   "visit != 0, interactive")
     assert row == ("pageview", "one.test", "/pricing", "google.de/search", "search", "news",
-                   "spring", "Chrome", "desktop", "laptop", "de", True, True, 1)
+                   "spring", "Chrome", "Desktop", "laptop", "de", True, True, 1)
 
 
 def test_custom_event_with_props_and_plausible_long_names(client: TestClient,

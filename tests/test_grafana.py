@@ -56,11 +56,11 @@ class Visitor:
 
 # One visit each, 30 s between pages: four visitors, five pageviews, three bounces.
 VISITORS = (
-    Visitor("198.51.100.7", _agent("Chrome", "desktop"), ("/", "/pricing"),
+    Visitor("198.51.100.7", _agent("Chrome", "Desktop"), ("/", "/pricing"),
             "https://www.google.com/"),
-    Visitor("192.0.2.10", _agent("Safari", "mobile"), ("/",), "https://duckduckgo.com/"),
-    Visitor("198.51.100.8", _agent("Firefox", "desktop"), ("/blog/hello",)),
-    Visitor("2001:db8:1000::5", _agent("Chrome", "desktop"), ("/pricing",)),
+    Visitor("192.0.2.10", _agent("Safari", "Mobile"), ("/",), "https://duckduckgo.com/"),
+    Visitor("198.51.100.8", _agent("Firefox", "Desktop"), ("/blog/hello",)),
+    Visitor("2001:db8:1000::5", _agent("Chrome", "Desktop"), ("/pricing",)),
 )
 PAGEVIEWS = sum(len(visitor.pages) for visitor in VISITORS)
 # Yesterday, 10:00 UTC: inside the salts' lifetime and the retention TTL.
@@ -440,7 +440,7 @@ def test_sources_countries_and_devices_break_the_visits_down(store: Store) -> No
     countries = by_label(run(store, panel_query("Countries")), "Country", "Visitors")
     assert countries == {"US": 2, "SE": 1, "DE": 1}
     devices = by_label(run(store, panel_query("Devices")), "Device", "Visitors")
-    assert devices == {"desktop": 3, "mobile": 1}
+    assert devices == {"Desktop": 3, "Mobile": 1}
     assert by_label(run(store, panel_query("Countries"), k=2), "Country", "Visitors") == \
         {"US": 2}
 

@@ -45,7 +45,7 @@ K = DEFAULT_PUBLIC_K
 CLI_DATABASE = "collector"  # what the command line opens on a chdb:// store URL
 ALL_METRICS = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration"]
 # Every dimension a filter may name (time buckets are dimensions only), and a property.
-FILTERABLE = [name for name in DIMENSIONS if not name.startswith("time:")] \
+FILTERABLE = [name for name in DIMENSIONS if not name.startswith("time")] \
     + ["event:props:rare_key"]
 
 

@@ -12,138 +12,138 @@ CHROME_WINDOWS = (
 )
 
 BROWSERS: list[tuple[str, tuple[str, str, str, str, str]]] = [
-    (CHROME_WINDOWS, ("Chrome", "120", "Windows", "10", "desktop")),
+    (CHROME_WINDOWS, ("Chrome", "120.0", "Windows", "10", "Desktop")),
     (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
-        ("Firefox", "121", "Windows", "10", "desktop"),
+        ("Firefox", "121.0", "Windows", "10", "Desktop"),
     ),
     (
         (
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91"
         ),
-        ("Edge", "120", "Windows", "10", "desktop"),
+        ("Microsoft Edge", "120.0", "Windows", "10", "Desktop"),
     ),
     (
         (
             "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
             "(KHTML, like Gecko) Version/17.2 Safari/605.1.15"
         ),
-        ("Safari", "17", "macOS", "10.15", "desktop"),
+        ("Safari", "17.2", "Mac", "10.15", "Desktop"),
     ),
     (
         (
             "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
             "(KHTML, like Gecko) Chrome/145.0.0.0 Safari/537.36"
         ),
-        ("Chrome", "145", "macOS", "10.15", "desktop"),
+        ("Chrome", "145.0", "Mac", "10.15", "Desktop"),
     ),
     (
         (
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/120.0.0.0 Safari/537.36"
         ),
-        ("Chrome", "120", "Linux", "", "desktop"),
+        ("Chrome", "120.0", "GNU/Linux", "", "Desktop"),
     ),
     (
         "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
-        ("Firefox", "121", "Ubuntu", "", "desktop"),
+        ("Firefox", "121.0", "Ubuntu", "", "Desktop"),
     ),
     (
         (
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
             "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
         ),
-        ("Safari", "17", "iOS", "17.4", "mobile"),
+        ("Safari", "17.4", "iOS", "17.4", "Mobile"),
     ),
     (
         (
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
             "(KHTML, like Gecko) CriOS/122.0.6261.89 Mobile/15E148 Safari/604.1"
         ),
-        ("Chrome", "122", "iOS", "17.4", "mobile"),
+        ("Chrome", "122.0", "iOS", "17.4", "Mobile"),
     ),
     (
         (
             "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/120.0.6099.144 Mobile Safari/537.36"
         ),
-        ("Chrome", "120", "Android", "14", "mobile"),
+        ("Chrome", "120.0", "Android", "14", "Mobile"),
     ),
     (
         (
             "Mozilla/5.0 (Linux; Android 13; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
             "SamsungBrowser/23.0 Chrome/115.0.0.0 Mobile Safari/537.36"
         ),
-        ("Samsung Internet", "23", "Android", "13", "mobile"),
+        ("Samsung Browser", "23.0", "Android", "13", "Mobile"),
     ),
     (
         "Mozilla/5.0 (Android 14; Mobile; rv:123.0) Gecko/123.0 Firefox/123.0",
-        ("Firefox", "123", "Android", "14", "mobile"),
+        ("Firefox", "123.0", "Android", "14", "Mobile"),
     ),
     (
         (
             "Mozilla/5.0 (iPad; CPU OS 17_2 like Mac OS X) AppleWebKit/605.1.15 "
             "(KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1"
         ),
-        ("Safari", "17", "iOS", "17.2", "tablet"),
+        ("Safari", "17.2", "iOS", "17.2", "Tablet"),
     ),
     (
         (
             "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/120.0.0.0 Safari/537.36"
         ),
-        ("Chrome", "120", "Android", "13", "tablet"),
+        ("Chrome", "120.0", "Android", "13", "Tablet"),
     ),
     (
         (
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/124.0.0.0 Safari/537.36 OPR/110.0.0.0"
         ),
-        ("Opera", "110", "Windows", "10", "desktop"),
+        ("Opera", "110.0", "Windows", "10", "Desktop"),
     ),
     (
         (
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/124.0.0.0 Safari/537.36 Vivaldi/6.7.3329.35"
         ),
-        ("Vivaldi", "6", "Windows", "10", "desktop"),
+        ("Vivaldi", "6.7", "Windows", "10", "Desktop"),
     ),
     (
         (
             "Mozilla/5.0 (Windows NT 6.1; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/109.0.0.0 Safari/537.36"
         ),
-        ("Chrome", "109", "Windows", "7", "desktop"),
+        ("Chrome", "109.0", "Windows", "7", "Desktop"),
     ),
     (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64; Trident/7.0; rv:11.0) like Gecko",
-        ("IE", "11", "Windows", "10", "desktop"),
+        ("Internet Explorer", "11.0", "Windows", "10", "Desktop"),
     ),
     (
         (
             "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 "
             "(KHTML, like Gecko) Version/17.5 Safari/605.1.15"
         ),
-        ("Safari", "17", "macOS", "14.5", "desktop"),
+        ("Safari", "17.5", "Mac", "14.5", "Desktop"),
     ),
     (
         "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:126.0) Gecko/20100101 Firefox/126.0",
-        ("Firefox", "126", "macOS", "10.15", "desktop"),
+        ("Firefox", "126.0", "Mac", "10.15", "Desktop"),
     ),
     (
         (
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
             "(KHTML, like Gecko) FxiOS/126.0 Mobile/15E148 Safari/605.1.15"
         ),
-        ("Firefox", "126", "iOS", "17.5", "mobile"),
+        ("Firefox", "126.0", "iOS", "17.5", "Mobile"),
     ),
     (
         (
             "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/124.0.0.0 Mobile Safari/537.36 EdgA/124.0.2478.64"
         ),
-        ("Edge", "124", "Android", "10", "mobile"),
+        ("Microsoft Edge", "124.0", "Android", "10", "Mobile"),
     ),
     (
         (
@@ -151,14 +151,14 @@ BROWSERS: list[tuple[str, tuple[str, str, str, str, str]]] = [
             "AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/124.0.6367.82 "
             "Mobile Safari/537.36"
         ),
-        ("Chrome WebView", "124", "Android", "14", "mobile"),
+        ("Mobile App", "", "Android", "14", "Mobile"),
     ),
     (
         (
             "Mozilla/5.0 (Linux; Android 14; SM-X910) AppleWebKit/537.36 (KHTML, like Gecko) "
             "SamsungBrowser/25.0 Chrome/121.0.0.0 Safari/537.36"
         ),
-        ("Samsung Internet", "25", "Android", "14", "tablet"),
+        ("Samsung Browser", "25.0", "Android", "14", "Tablet"),
     ),
 ]
 

@@ -2,8 +2,8 @@
 
 Pure functions over readers and tables loaded once; nothing here does I/O per request
 (changed files are reloaded by a background duty, ``collector.reloading``). Nothing returned
-identifies a visitor: browser major version, OS, device class, country/region, ISP
-organisation, referrer source, screen class and primary language.
+identifies a visitor: browser and OS with their major.minor versions, device class,
+country/region, ISP organisation, referrer source, screen class and primary language.
 """
 
 from __future__ import annotations

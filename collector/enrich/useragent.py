@@ -1,8 +1,10 @@
 """User agent → browser, OS, device class and bot reason.
 
-Only coarse, common values leave this module: browser family and *major* version, OS
-family and version (major.minor for Apple systems, major elsewhere), and a device class.
-The raw string itself is never returned, so it cannot reach an Event.
+Only coarse, common values leave this module: browser family and version, OS family and
+version (both major.minor), and a device class, named as Plausible names them ("Mac",
+"GNU/Linux", "Microsoft Edge", "Desktop", "120.0"), so that a site moving from Plausible
+reads the same values and its saved filters keep matching. The raw string itself is never
+returned, so it cannot reach an Event.
 """
 
 from __future__ import annotations
@@ -23,37 +25,43 @@ CACHE_SIZE = 20_000
 # cache holds at most CACHE_SIZE entries of about 0.9 KB: 18 MiB (tests/test_memory.py).
 MAX_USER_AGENT_LENGTH = 512
 
-DESKTOP = "desktop"
-MOBILE = "mobile"
-TABLET = "tablet"
+DESKTOP = "Desktop"
+MOBILE = "Mobile"
+TABLET = "Tablet"
 BOT = "bot"
-OTHER = "other"
+OTHER = ""  # reported as "(not set)", as Plausible shows a device it cannot tell
 
-# Merge ua-parser's per-platform names into the product people know; the device
-# column already says whether it ran on a phone.
+MOBILE_APP = "Mobile App"  # Plausible's name for an app's embedded browser
+
+# ua-parser's per-platform names merged into the product, named as Plausible's parser
+# (Matomo's device detector) names it; the device column already says it ran on a phone.
 BROWSER_NAMES: dict[str, str] = {
     "Chrome Mobile": "Chrome",
     "Chrome Mobile iOS": "Chrome",
-    "Chrome Mobile WebView": "Chrome WebView",
+    "Chrome Mobile WebView": MOBILE_APP,
     "Mobile Safari": "Safari",
-    "Mobile Safari UI/WKWebView": "Safari (in-app)",
+    "Mobile Safari UI/WKWebView": MOBILE_APP,
+    "Facebook": MOBILE_APP,
+    "Instagram": MOBILE_APP,
     "Firefox Mobile": "Firefox",
     "Firefox iOS": "Firefox",
-    "Edge Mobile": "Edge",
+    "Edge": "Microsoft Edge",
+    "Edge Mobile": "Microsoft Edge",
+    "IE": "Internet Explorer",
     "Opera Mobile": "Opera",
-    "Opera Touch": "Opera",
-    "DuckDuckGo Mobile": "DuckDuckGo",
+    "Opera Mini": "Opera",
+    "Samsung Internet": "Samsung Browser",
+    "DuckDuckGo Mobile": "DuckDuckGo Privacy Browser",
+    "MiuiBrowser": "MIUI Browser",
+    "Silk": "Mobile Silk",
     "Other": "",
 }
 
 OS_NAMES: dict[str, str] = {
-    "Mac OS X": "macOS",
+    "Mac OS X": "Mac",
+    "Linux": "GNU/Linux",
     "Other": "",
 }
-
-# Apple's minor releases are what people talk about (iOS 17.4, macOS 10.15); elsewhere
-# the major version is the meaningful one and keeps the crowd per value larger.
-OS_WITH_MINOR_VERSION = frozenset({"iOS", "iPadOS", "macOS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +77,9 @@ class UserAgentInfo:
 EMPTY = UserAgentInfo("", "", "", "", OTHER, "")
 
 
-def _version(parts: tuple[object, ...], with_minor: bool) -> str:
-    if not parts:
-        return ""
-    if with_minor and len(parts) > 1:
-        return f"{parts[0]}.{parts[1]}"
-    return str(parts[0])
+def _version(parts: tuple[object, ...]) -> str:
+    """Major and minor, as Plausible keeps them ("120.0", "10.15", "14")."""
+    return ".".join(str(part) for part in parts[:2])
 
 
 def _device_class(parsed: ParsedUserAgent) -> str:
@@ -101,11 +106,13 @@ def _classify(ua: str) -> UserAgentInfo:
     family = parsed.browser.family
     browser = BROWSER_NAMES.get(family, family)
     system = OS_NAMES.get(parsed.os.family, parsed.os.family)
+    # An app's browser has the app's version, not a browser's: Plausible keeps none.
+    versioned = browser not in ("", MOBILE_APP)
     return UserAgentInfo(
         browser=browser,
-        browser_version=_version(parsed.browser.version, False) if browser else "",
+        browser_version=_version(parsed.browser.version) if versioned else "",
         os=system,
-        os_version=_version(parsed.os.version, system in OS_WITH_MINOR_VERSION) if system else "",
+        os_version=_version(parsed.os.version) if system else "",
         device=_device_class(parsed),
         bot="",
     )

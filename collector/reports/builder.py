@@ -161,8 +161,9 @@ def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan
     revenue = counted_sql(context.goals, params) if uses_revenue(spec.metrics) else "0"
     engaged = reads_engagement(spec.metrics)  # the engagement events are read too
     selected = [
-        f"{shown_sql(name, value_sql(name, chosen.source, params, context.timezone, goal_sql))}"
-        f" AS {grouped}{alias}" for name, alias in zip(spec.dimensions, aliases)]
+        shown_sql(name, value_sql(name, chosen.source, params, context.timezone, goal_sql,
+                                  period.first_day)) + f" AS {grouped}{alias}"
+        for name, alias in zip(spec.dimensions, aliases)]
     selected += [
         f"{component_sql(chosen.source, part, chosen.visitor_sample, revenue, engaged)}"
         f" AS {grouped}c_{part}"

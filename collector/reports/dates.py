@@ -16,6 +16,10 @@ from collector.errors import InvalidField
 PERIOD_DAYS = {"7d": 7, "28d": 28, "30d": 30}
 PERIOD_MONTHS = {"6mo": 6, "12mo": 12}
 MAX_RANGE_DAYS = 3660
+# The ``time`` dimension's bucket, as Plausible picks it from the range's length (its last
+# second minus its first, in whole units): hours up to 48, days up to 40, weeks up to 52.
+TIME_BUCKETS = (("time:hour", timedelta(hours=1), 48), ("time:day", timedelta(days=1), 40),
+                ("time:week", timedelta(weeks=1), 52))
 # The store keeps times as UInt32 seconds since 1970 (up to 2106-02-07), and a report
 # reads a day beyond each edge of its range, in a timezone up to 14 hours off UTC.
 FIRST_REPORT_DAY = date(1971, 1, 1)
@@ -100,8 +104,21 @@ def is_hour_aligned(moment: datetime) -> bool:
     return moment.minute == 0 and moment.second == 0 and moment.microsecond == 0
 
 
+def time_bucket(period: DateRange) -> str:
+    """The dimension ``time`` stands for over ``period``: hour, day, week or month."""
+    span = period.end - period.start - timedelta(seconds=1)
+    for name, unit, most in TIME_BUCKETS:
+        if span // unit <= most:
+            return name
+    return "time:month"
+
+
 def bucket_labels(dimension: str, period: DateRange, timezone_name: str) -> list[str]:
-    """Every time bucket of ``period`` as the API shows it, in order."""
+    """Every time bucket of ``period`` as the API shows it, in order.
+
+    A week is labelled by its Monday, or by the range's first day when the range starts
+    later in that week (Plausible's rule); a month always by its first day.
+    """
     local = zone(timezone_name)
     if dimension == "time:hour":
         labels, moment = [], period.start.replace(minute=0, second=0, microsecond=0)
@@ -112,7 +129,7 @@ def bucket_labels(dimension: str, period: DateRange, timezone_name: str) -> list
     days = [period.first_day + timedelta(days=offset)
             for offset in range((period.last_day - period.first_day).days + 1)]
     if dimension == "time:week":
-        days = [day - timedelta(days=day.weekday()) for day in days]
+        days = [max(day - timedelta(days=day.weekday()), period.first_day) for day in days]
     elif dimension == "time:month":
         days = [day.replace(day=1) for day in days]
     return list(dict.fromkeys(day.isoformat() for day in days))

@@ -10,11 +10,19 @@ bound as a parameter.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
 
+from collector.reports.dates import DateRange, time_bucket
 from collector.reports.params import Parameters
+from collector.reports.place_names import country_names, region_names
 from collector.schema import TIME_COLUMNS as RAW_TIME_COLUMNS
 from collector.schema import Column, dimension_columns
+
+if TYPE_CHECKING:  # request imports this module: its type only at check time
+    from collector.reports.request import QuerySpec
 
 EVENTS = "events"
 VISITS = "visits"
@@ -22,6 +30,12 @@ EVENTS_ROLLUP = "events_rollup"
 VISITS_ROLLUP = "visits_rollup"
 PROPS_PREFIX = "event:props:"
 MAX_PROP_KEY_LENGTH = 300
+# What Plausible shows for an event without the custom property; also what a filter names
+# to find those events (["is", "event:props:author", ["(none)"]]).
+NO_PROP_LABEL = "(none)"
+# ``time`` is the bucket Plausible picks from the range (dates.time_bucket), resolved once
+# the range is known (resolved_time).
+TIME = "time"
 
 
 @dataclass(frozen=True)
@@ -39,11 +53,21 @@ def _declared(column: Column) -> tuple[str, Dimension]:
                                        column.blank_label)
 
 
-# Column dimensions come from the schema declaration; the goal and time buckets are
-# computed, not stored.
+def _named(name: str, coded: str) -> tuple[str, Dimension]:
+    """A place's name, read from the column of its code (``visit:country``'s)."""
+    stored = dict(_declared(column) for column in dimension_columns())[coded]
+    return name, dataclasses.replace(stored, name=name)
+
+
+# Column dimensions come from the schema declaration; place names from the columns of their
+# codes; the goal and time buckets are computed, not stored.
 DIMENSIONS: dict[str, Dimension] = {
     **dict(_declared(column) for column in dimension_columns()),
+    # Cities are stored by name already (collector.enrich.geo).
+    **dict(_named(f"visit:{place}_name", f"visit:{place}") for place in ("country", "region",
+                                                                        "city")),
     "event:goal": Dimension("event:goal", "event", ""),
+    TIME: Dimension(TIME, "time", ""),
     "time:hour": Dimension("time:hour", "time", "toStartOfHour"),
     "time:day": Dimension("time:day", "time", "toDate"),
     "time:week": Dimension("time:week", "time", "toMonday"),
@@ -77,8 +101,29 @@ def is_known_dimension(name: str) -> bool:
 
 def dimension(name: str) -> Dimension:
     if name.startswith(PROPS_PREFIX):
-        return Dimension(name, "event", "", in_rollup=False)
+        return Dimension(name, "event", "", in_rollup=False, blank_label=NO_PROP_LABEL)
     return DIMENSIONS[name]
+
+
+def resolved_time(spec: QuerySpec, period: DateRange) -> QuerySpec:
+    """``spec`` with the ``time`` dimension (and its ordering) as the bucket ``period`` takes."""
+    if TIME not in spec.dimensions:
+        return spec
+    bucket = time_bucket(period)
+    return dataclasses.replace(
+        spec, dimensions=tuple(bucket if name == TIME else name for name in spec.dimensions),
+        order_by=tuple((bucket if name == TIME else name, direction)
+                       for name, direction in spec.order_by))
+
+
+def time_bucket_sql(name: str, column: str, params: Parameters, timezone: str,
+                    first_day: date | None) -> str:
+    """The local bucket of ``column``: a week begun before the range's ``first_day`` is
+    labelled by that day, as Plausible labels it (dates.bucket_labels)."""
+    bucket = f"{dimension(name).column}({column}, {params.bind(timezone)})"
+    if name == "time:week" and first_day is not None:
+        return f"greatest({bucket}, {params.bind(first_day, 'Date')})"
+    return bucket if name != "time:hour" else f"toString({bucket})"
 
 
 def raw_table_of(level: str) -> str:
@@ -91,23 +136,40 @@ def rollup_key(name: str) -> str:
 
 
 def value_sql(name: str, source: str, params: Parameters, timezone: str,
-              goal_sql: str = "") -> str:
+              goal_sql: str = "", first_day: date | None = None) -> str:
     """The SQL expression of dimension ``name`` as read from ``source``.
 
-    ``goal_sql`` is the goal expression (``collector.reports.goals``) for ``event:goal``.
+    ``goal_sql`` is the goal expression (``collector.reports.goals``) for ``event:goal``;
+    ``first_day`` the range's first local day, which labels a week begun before it.
     """
     spec = dimension(name)
     if spec.level == "time":
-        bucket = f"{spec.column}({TIME_COLUMNS[source]}, {params.bind(timezone)})"
-        return bucket if spec.column != "toStartOfHour" else f"toString({bucket})"
+        return time_bucket_sql(name, TIME_COLUMNS[source], params, timezone, first_day)
     if name == "event:goal":
         return goal_sql
     if name.startswith(PROPS_PREFIX):
         key = params.bind(name[len(PROPS_PREFIX):])
         return f"prop_values[indexOf(prop_keys, {key})]"
-    if source == VISITS_ROLLUP:
-        return "value"
-    return spec.column
+    stored = "value" if source == VISITS_ROLLUP else spec.column
+    return _place_name_sql(name, stored, params)
+
+
+def _place_name_sql(name: str, stored: str, params: Parameters) -> str:
+    """``stored`` (a code) as its English name for the ``_name`` dimensions, else as is.
+
+    A region a flat database stored by name (``GB-England``, collector.enrich.geo) has no
+    code to look up: its name is the part after the country.
+    """
+    if name == "visit:country_name":
+        codes, names = country_names()
+        fallback = "''"
+    elif name == "visit:region_name":
+        codes, names = region_names()
+        fallback = f"substring({stored}, 4)"
+    else:
+        return stored
+    return (f"transform({stored}, {params.bind(codes, 'Array(String)')}, "
+            f"{params.bind(names, 'Array(String)')}, {fallback})")
 
 
 def shown_sql(name: str, expression: str) -> str:

@@ -27,7 +27,8 @@ from collector.errors import InvalidField
 from collector.reports.builder import SiteContext
 from collector.reports.csv import csv_lines
 from collector.reports.dates import bucket_labels, resolve
-from collector.reports.dimensions import dimension
+from collector.reports.dimensions import time_bucket_sql
+from collector.reports.params import Parameters
 from collector.reports.release import Releaser, Table
 from collector.reports.request import parse_date_range, parse_site_id
 from collector.storage import Store
@@ -100,7 +101,7 @@ def run_drops_report(store: Store, spec: DropsSpec, context: SiteContext, now: d
     if len(labels) > MAX_BUCKETS:
         raise InvalidField(f"more than {MAX_BUCKETS} {spec.time_dimension} buckets in the "
                            "range: choose a longer bucket", "dimensions[0]")
-    counted = _counts(store, spec, context, first_hour, after_last)
+    counted = _counts(store, spec, context, first_hour, after_last, period.first_day)
     cells = [((label, reason), {"count": float(counted.get((label, reason), 0))})
              for label in labels for reason in REASONS]
     meta: dict[str, Any] = {"timezone": timezone, "reasons": list(REASONS),
@@ -135,18 +136,18 @@ def _hour_ceiling(moment: datetime) -> datetime:
 
 
 def _counts(store: Store, spec: DropsSpec, context: SiteContext, first_hour: datetime,
-            after_last: datetime) -> dict[tuple[str, str], int]:
+            after_last: datetime, first_day: date) -> dict[tuple[str, str], int]:
     """Summed counts by (bucket label, reason); the label is '' without a time dimension."""
+    params = Parameters()
     bucket = "''"
     if spec.time_dimension:
-        bucket = f"{dimension(spec.time_dimension).column}(hour, {{tz:String}})"
-        if spec.time_dimension == "time:hour":
-            bucket = f"toString({bucket})"
+        bucket = time_bucket_sql(spec.time_dimension, "hour", params, context.timezone,
+                                 first_day)
     rows = store.rows(
         f"SELECT {bucket} AS bucket, reason, sum(count) FROM drops "
         "WHERE site = {site:String} AND hour >= toDateTime({first:UInt32}, 'UTC') "
         "AND hour < toDateTime({after:UInt32}, 'UTC') GROUP BY bucket, reason",
-        {"site": context.site, "tz": context.timezone, "first": int(first_hour.timestamp()),
+        {**params.values, "site": context.site, "first": int(first_hour.timestamp()),
          "after": int(after_last.timestamp())})
     return {(value.isoformat() if isinstance(value, date) else str(value), reason): int(count)
             for value, reason, count in rows}

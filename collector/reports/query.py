@@ -25,6 +25,7 @@ from collector.reports.builder import (
 )
 from collector.reports.contribution import ContributionBounds
 from collector.reports.dates import DateRange, bucket_labels, resolve
+from collector.reports.dimensions import resolved_time
 from collector.reports.metrics import change, metric_value
 from collector.reports.release import Releaser
 from collector.reports.request import Condition, QuerySpec
@@ -58,6 +59,7 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
     passes its own, and without one this report alone uses a fresh default.
     """
     period = period_of(store, spec, context, now)
+    spec = resolved_time(spec, period)
     if releaser is not None:
         refuse_public_revenue(spec)
         # Noise is scaled to one visitor's bounded weight: a SAMPLE would scale it up.
