@@ -225,7 +225,7 @@ def test_a_period_running_past_today_is_compared_up_to_today(client: TestClient,
 def test_conversion_rate_of_a_goal(client: TestClient, key: str) -> None:
     found = results(client, key, "aggregate", **TWO_DAYS, metrics="visitors,conversion_rate",
                     filters="event:goal==Signup")
-    assert found == {"visitors": {"value": 2}, "conversion_rate": {"value": 28.57}}
+    assert found == {"visitors": {"value": 2}, "conversion_rate": {"value": 28.6}}
 
 
 @pytest.mark.parametrize(("filters", "visitors"), [
@@ -304,7 +304,7 @@ def test_timeseries_conversion_rate_is_each_days_own(client: TestClient, key: st
                     filters="event:goal==Signup")
     # D: V1 of four visitors; D+1: V5 of three.
     assert found == [{"date": str(day(0)), "visitors": 1, "conversion_rate": 25.0},
-                     {"date": str(day(1)), "visitors": 1, "conversion_rate": 33.33}]
+                     {"date": str(day(1)), "visitors": 1, "conversion_rate": 33.3}]
 
 
 # --- breakdown -----------------------------------------------------------------------------
@@ -382,9 +382,9 @@ def test_breakdown_by_custom_property(client: TestClient, key: str) -> None:
 def test_breakdown_by_goal_with_conversion_rates(client: TestClient, key: str) -> None:
     found = results(client, key, "breakdown", **TWO_DAYS, property="event:goal",
                     metrics="visitors,events,conversion_rate")
-    assert found == [{"goal": "Signup", "visitors": 2, "events": 2, "conversion_rate": 28.57},
+    assert found == [{"goal": "Signup", "visitors": 2, "events": 2, "conversion_rate": 28.6},
                      {"goal": "Visit /pricing", "visitors": 2, "events": 2,
-                      "conversion_rate": 28.57}]
+                      "conversion_rate": 28.6}]
 
 
 def test_conversion_rate_of_each_group(client: TestClient, key: str) -> None:
@@ -392,7 +392,7 @@ def test_conversion_rate_of_each_group(client: TestClient, key: str) -> None:
                     metrics="conversion_rate,visitors", filters="event:goal==Signup")
     # DE: V5 of V3 V5; FR: V1 of V1 V2 V6.
     assert found == [{"country": "DE", "conversion_rate": 50.0, "visitors": 1},
-                     {"country": "FR", "conversion_rate": 33.33, "visitors": 1}]
+                     {"country": "FR", "conversion_rate": 33.3, "visitors": 1}]
 
 
 def test_breakdown_compared_with_the_previous_period(client: TestClient, key: str) -> None:

@@ -11,6 +11,7 @@ request carries is a ``{pN:Type}`` placeholder.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +25,7 @@ from collector.reports.dimensions import (
     EVENTS,
     EVENTS_ROLLUP,
     TIME_COLUMNS,
+    VISITS,
     VISITS_ROLLUP,
     dimension,
     moment_sql,
@@ -43,7 +45,14 @@ from collector.reports.metrics import (
 )
 from collector.reports.params import Parameters
 from collector.reports.patterns import check_pattern
-from collector.reports.request import Condition, Filter, Logical, QuerySpec
+from collector.reports.request import (
+    BEHAVIORAL_OPERATORS,
+    Condition,
+    Filter,
+    Logical,
+    QuerySpec,
+    leaves,
+)
 from collector.reports.revenue import counted_sql, uses_revenue
 from collector.reports.thresholds import folded_sql
 from collector.schema import rollup_dimensions
@@ -114,7 +123,42 @@ def query_level(spec: QuerySpec) -> str:
                                "break it down by event dimensions or time, without visit "
                                "metrics", f"metrics[{index}]")
     check_engagement(spec, level)
+    for index, item in enumerate(spec.filters):
+        _check_behavioral(item, f"filters[{index}]")
     return level
+
+
+def _check_behavioral(item: Filter, path: str, inside: bool = False) -> None:
+    """has_done and has_not_done hold conditions on event dimensions, and no other of them
+    (Plausible's rule: they test a visit's events). ``path``: where ``item`` is."""
+    if isinstance(item, Condition):
+        if inside and not item.dimension.startswith("event:"):
+            raise InvalidField("has_done and has_not_done take filters on event dimensions "
+                               "only", item.path)
+        return
+    behavioral = item.operator in BEHAVIORAL_OPERATORS
+    if behavioral and inside:
+        raise InvalidField("has_done and has_not_done cannot be nested", path)
+    if item.operator in ("and", "or"):
+        for index, child in enumerate(item.children):
+            _check_behavioral(child, f"{path}[1][{index}]", inside or behavioral)
+    else:  # not, has_done, has_not_done: their one filter is at [1]
+        _check_behavioral(item.children[0], f"{path}[1]", inside or behavioral)
+
+
+def entry_page_filters(spec: QuerySpec) -> list[Condition]:
+    """The top-level event:page filters, read as filters on the entry page by the bounce
+    rate of a visit query (Plausible: the bounce rate of the visits entering there)."""
+    return [item for item in spec.filters
+            if isinstance(item, Condition) and item.dimension == "event:page"]
+
+
+def spec_components(spec: QuerySpec, source: str) -> tuple[str, ...]:
+    """The components ``spec`` reads from ``source``: ``components_of`` with the entries
+    a page-filtered bounce rate divides by."""
+    entries = source == VISITS and "bounce_rate" in spec.metrics \
+        and bool(entry_page_filters(spec))
+    return components_of(spec.metrics, source, entries)
 
 
 def plan(spec: QuerySpec, period: DateRange, force_raw: bool = False,
@@ -141,9 +185,12 @@ def plan(spec: QuerySpec, period: DateRange, force_raw: bool = False,
     return Plan(level, raw_table_of(level), final=level == "visit" and uses_exit_page)
 
 
-def components_of(metrics: tuple[str, ...], source: str) -> tuple[str, ...]:
+def components_of(metrics: tuple[str, ...], source: str,
+                  entries: bool = False) -> tuple[str, ...]:
     # Visitors always: k-threshold folding and percentages are based on them.
     wanted = {"visitors"} | {part for name in metrics for part in METRICS[name]}
+    if entries:
+        wanted.add("entries")
     return tuple(name for name in COMPONENT_SQL[source] if name in wanted)
 
 
@@ -151,7 +198,7 @@ def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan
           paginate: bool = True, bounds: ContributionBounds | None = None) -> BuiltQuery:
     """``bounds``: count each visitor's clipped contribution (share tokens, contribution.py)."""
     params = Parameters()
-    components = components_of(spec.metrics, chosen.source)
+    components = spec_components(spec, chosen.source)
     aliases = [f"d{index}" for index in range(len(spec.dimensions))]
     fold = context.k > 1 and any(not name.startswith("time:") for name in spec.dimensions)
     prefix = "inner_" if fold else ""
@@ -160,12 +207,13 @@ def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan
         if "event:goal" in spec.dimensions else ""
     revenue = counted_sql(context.goals, params) if uses_revenue(spec.metrics) else "0"
     engaged = reads_engagement(spec.metrics)  # the engagement events are read too
+    entry = _entry_sql(spec, context, period, params) if "entries" in components else "1"
     selected = [
         shown_sql(name, value_sql(name, chosen.source, params, context.timezone, goal_sql,
                                   period.first_day)) + f" AS {grouped}{alias}"
         for name, alias in zip(spec.dimensions, aliases)]
     selected += [
-        f"{component_sql(chosen.source, part, chosen.visitor_sample, revenue, engaged)}"
+        f"{component_sql(chosen.source, part, chosen.visitor_sample, revenue, engaged, entry)}"
         f" AS {grouped}c_{part}"
         for part in components]
     keys = [grouped + alias for alias in aliases]
@@ -190,21 +238,19 @@ def build(spec: QuerySpec, context: SiteContext, period: DateRange, chosen: Plan
         sql = folded_sql(sql, named, time_alias, [f"c_{part}" for part in components],
                          params.bind(context.k, "UInt32"))
     if aliases:
-        sql += f" ORDER BY {_order(spec, aliases)}"
+        sql += f" ORDER BY {_order(spec, aliases, components)}"
         if paginate:
             sql += (f" LIMIT {params.bind(spec.limit, 'UInt32')}"
                     f" OFFSET {params.bind(spec.offset, 'UInt32')}")
     return BuiltQuery(sql, params.values, spec.dimensions, components)
 
 
-def leaves(filters: tuple[Filter, ...]) -> list[Condition]:
-    found: list[Condition] = []
-    for item in filters:
-        if isinstance(item, Condition):
-            found.append(item)
-        else:
-            found.extend(leaves(item.children))
-    return found
+def _entry_sql(spec: QuerySpec, context: SiteContext, period: DateRange,
+               params: Parameters) -> str:
+    """True for a visit entering on a page the top-level event:page filters name."""
+    tests = [_filter_sql(dataclasses.replace(item, dimension="visit:entry_page"), "visit",
+                         VISITS, context, period, params) for item in entry_page_filters(spec)]
+    return " AND ".join(f"({test})" for test in tests)
 
 
 def _whole_utc_days(period: DateRange) -> tuple[int, int] | None:
@@ -298,6 +344,9 @@ def _range_sql(source: str, site: str, start: float, end: float,
 
 def _filter_sql(item: Filter, level: str, source: str, context: SiteContext,
                 period: DateRange, params: Parameters, sample: float | None = None) -> str:
+    if isinstance(item, Logical) and item.operator in BEHAVIORAL_OPERATORS:
+        done = _done_sql(item.children[0], context, period, params, sample)
+        return done if item.operator == "has_done" else f"NOT ({done})"
     if isinstance(item, Logical):
         inner = [_filter_sql(child, level, source, context, period, params, sample)
                  for child in item.children]
@@ -329,8 +378,26 @@ def _membership_sql(item: Condition, leaf_level: str, context: SiteContext,
     return f"visit IN (SELECT visit FROM {table}{final} WHERE {' AND '.join(where)})"
 
 
+def _done_sql(item: Filter, context: SiteContext, period: DateRange, params: Parameters,
+              sample: float | None) -> str:
+    """True for the rows of visits with an event in the period that ``item`` matches
+    (Plausible's has_done: the same events table, the query's range, any level)."""
+    where = _range_sql(EVENTS, context.site, period.start.timestamp(),
+                       period.end.timestamp(), params)
+    where.append(_filter_sql(item, "event", EVENTS, context, period, params))
+    # Same visitor sample as the outer query: both raw tables sample by visitor.
+    sampled = f" SAMPLE {float(sample)!r}" if sample is not None else ""
+    return (f"visit IN (SELECT visit FROM {EVENTS}{sampled} WHERE {' AND '.join(where)} "
+            "AND visit != 0)")
+
+
 def _operator_sql(item: Condition, expression: str, params: Parameters) -> str:
     values = list(item.values)
+    if not item.case_sensitive:  # {"case_sensitive": false}: letters match in either case
+        if item.operator.startswith("matches"):
+            values = [f"(?i){pattern}" for pattern in values]
+        else:
+            expression, values = f"lowerUTF8({expression})", [value.lower() for value in values]
     if item.operator in ("is", "is_not"):
         test = f"{expression} IN {params.bind(values, 'Array(String)')}"
     elif item.operator in ("contains", "contains_not"):
@@ -353,13 +420,15 @@ def _goal_condition(item: Condition, context: SiteContext, params: Parameters) -
 
 def _named_goals(item: Condition, context: SiteContext) -> list[Goal]:
     """The goals an is or contains filter names."""
+    fold = (lambda text: text) if item.case_sensitive else str.casefold
     if item.operator in ("contains", "contains_not"):
-        return [goal for goal in context.goals if any(v in goal.name for v in item.values)]
-    by_name = {goal.name: goal for goal in context.goals}
+        return [goal for goal in context.goals
+                if any(fold(v) in fold(goal.name) for v in item.values)]
+    by_name = {fold(goal.name): goal for goal in context.goals}
     for index, name in enumerate(item.values):
-        if name not in by_name:
+        if fold(name) not in by_name:
             raise InvalidField(f"the site has no goal named {name!r}", f"{item.path}[2][{index}]")
-    return [by_name[name] for name in item.values]
+    return [by_name[fold(name)] for name in item.values]
 
 
 def _goal_match_sql(item: Condition, context: SiteContext, params: Parameters) -> str:
@@ -380,28 +449,30 @@ def _check_patterns(item: Condition) -> None:
         check_pattern(pattern, f"{item.path}[2][{index}]")
 
 
-def _order(spec: QuerySpec, aliases: list[str]) -> str:
+def _order(spec: QuerySpec, aliases: list[str], components: tuple[str, ...]) -> str:
     by_dimension = dict(zip(spec.dimensions, aliases))
     terms = []
     for name, direction in spec.order_by:
-        expression = by_dimension.get(name) or _metric_order_sql(name)
+        expression = by_dimension.get(name) or _metric_order_sql(name, components)
         terms.append(f"{expression} {direction.upper()}")
-    if not spec.order_by:
+    if not spec.order_by:  # Plausible's default: time first, then the first metric, descending
         terms += [f"{alias} ASC" for name, alias in by_dimension.items()
                   if name.startswith("time:")]
-        terms.append("c_visitors DESC")
+        terms.append(f"{_metric_order_sql(spec.metrics[0], components)} DESC")
     terms += [f"{alias} ASC" for alias in aliases]
     return ", ".join(terms)
 
 
-def _metric_order_sql(name: str) -> str:
+def _metric_order_sql(name: str, components: tuple[str, ...] = ()) -> str:
     if name in ENGAGEMENT_ORDER_SQL:
         return ENGAGEMENT_ORDER_SQL[name]
+    if name == "bounce_rate" and "entries" in components:
+        return "if(c_entries = 0, 0, c_bounces / c_entries)"
     ratios = {"views_per_visit": "c_pageviews", "bounce_rate": "c_bounces",
               "visit_duration": "c_duration"}
     if name in ratios:
         return f"if(c_visits = 0, 0, {ratios[name]} / c_visits)"
-    if name in ("percentage", "conversion_rate"):
+    if name in ("percentage", "conversion_rate", "group_conversion_rate"):
         return "c_visitors"
     if name == "total_revenue":
         return "c_revenue"

@@ -39,7 +39,8 @@ class ContributionBounds:
     def of(self, component: str) -> int:
         """The most one visitor adds to ``component`` in one row."""
         bounds = {"visitors": 1, "visits": self.visits, "pageviews": self.pageviews,
-                  "events": self.events, "bounces": self.visits, "duration": self.duration,
+                  "events": self.events, "bounces": self.visits, "entries": self.visits,
+                  "duration": self.duration,
                   # Engagement (collector.reports.engagement): per visit at most 100% deep
                   # and, like a visit's duration, the bound's seconds.
                   "engaged_visits": self.visits, "scroll": 100 * self.visits,

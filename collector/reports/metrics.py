@@ -28,6 +28,9 @@ METRICS: dict[str, tuple[str, ...]] = {
     "visit_duration": ("duration", "visits"),
     "events": ("events",),
     "conversion_rate": ("visitors",),
+    # Converting visitors over the visitors of the row's own group (a second count of the
+    # group without its goal filters: collector.reports.group_rates).
+    "group_conversion_rate": ("visitors",),
     "percentage": ("visitors",),
     "total_revenue": ("revenue",),
     "average_revenue": ("revenue", "revenue_events"),
@@ -40,6 +43,11 @@ REVENUE_COMPONENTS = ("revenue", "revenue_events")
 # Read from raw events only, where the query keeps the engagement events
 # (collector.reports.engagement).
 ENGAGEMENT_METRICS = ("scroll_depth", "time_on_page")
+
+# Under a top-level event:page filter a visit's bounce counts only when it entered on a
+# matching page (Plausible's bounce rate of a page): {entry} is that test on entry_page,
+# and ``entries`` the visits that pass it, the bounce rate's base.
+ENTRY_COMPONENTS = ("entries",)
 
 # Components each source can compute, as SQL over that source's columns.
 COMPONENT_SQL: dict[str, dict[str, str]] = {
@@ -62,7 +70,8 @@ COMPONENT_SQL: dict[str, dict[str, str]] = {
         "visits": "sum(sign)",
         "pageviews": "sum(sign * pageviews)",
         "events": "sum(sign * events)",
-        "bounces": "sum(sign * is_bounce)",
+        "bounces": "sumIf(sign * is_bounce, {entry})",
+        "entries": "sumIf(sign, {entry})",
         "duration": "sum(sign * duration)",
     },
     EVENTS_ROLLUP: {
@@ -108,12 +117,15 @@ VISITOR_SAMPLES = (16, 256)
 
 
 def component_sql(source: str, part: str, visitor_sample: int = 1, revenue: str = "0",
-                  engagement: bool = False) -> str:
+                  engagement: bool = False, entry: str = "1") -> str:
     """SQL of one component; distinct counts from a 1/16 or 1/256 visitor sample when asked;
     ``revenue`` is the SQL test of the events whose revenue is counted; ``engagement``:
-    the raw events read include the engagement events."""
+    the raw events read include the engagement events; ``entry``: the test of the visits
+    whose bounces count (their entry page, under an event:page filter)."""
     if part in REVENUE_COMPONENTS:
         return COMPONENT_SQL[source][part].format(revenue=revenue)
+    if source == VISITS and part in ("bounces", "entries"):
+        return COMPONENT_SQL[source][part].format(entry=entry)
     counted = COMPONENT_SQL[source][part]
     sampled = SAMPLED_SQL[source].get(part)
     if engagement and source == EVENTS:
@@ -134,9 +146,6 @@ ENGAGEMENT_ORDER_SQL = {
     "time_on_page": "if(c_engaged_visits = 0, 0, c_engaged_ms / c_engaged_visits)",
 }
 
-# Rates are differences in percentage points in comparisons; counts are relative changes.
-RATE_METRICS = ("bounce_rate", "conversion_rate", "percentage")
-
 
 def needs_visit_table(metrics: tuple[str, ...]) -> bool:
     """True when a metric needs components only the visits table has."""
@@ -147,17 +156,22 @@ def metric_value(name: str, parts: Mapping[str, float],
                  total_visitors: float) -> float | int | None:
     """The value of metric ``name`` from aggregated components; None: nothing to average
     (the engagement metrics of a row no visit reported engagement for, as on Plausible)."""
+    # Each ratio is computed in Plausible's order (a / b * 100) and rounded as ClickHouse
+    # rounds a float there (half to even: Python's round), so that ties agree.
     visits = parts.get("visits", 0)
     if name == "views_per_visit":
         return round(parts["pageviews"] / visits, 2) if visits else 0.0
     if name == "bounce_rate":
-        return round(100 * parts["bounces"] / visits) if visits else 0
+        entries = parts.get("entries", visits)  # entries: the visits entering on the page
+        return round(parts["bounces"] / entries * 100) if entries else 0
     if name == "visit_duration":
-        return round(parts["duration"] / visits) if visits else 0
+        entered = parts.get("duration_visits", visits)
+        return round(parts["duration"] / entered) if entered else 0
     if name == "percentage":
-        return round(100 * parts["visitors"] / total_visitors, 1) if total_visitors else 0.0
-    if name == "conversion_rate":
-        return round(100 * parts["visitors"] / total_visitors, 2) if total_visitors else 0.0
+        return round(parts["visitors"] / total_visitors * 100, 1) if total_visitors else 0.0
+    if name in ("conversion_rate", "group_conversion_rate"):
+        # group_conversion_rate: ``total_visitors`` is the row's group (group_rates).
+        return round(parts["visitors"] / total_visitors * 100, 1) if total_visitors else 0.0
     if name in REVENUE_METRICS:  # an amount; collector.reports.revenue gives its currency
         revenue, counted = parts.get("revenue", 0.0), parts.get("revenue_events", 0.0)
         if name == "average_revenue":
@@ -171,13 +185,40 @@ def metric_value(name: str, parts: Mapping[str, float],
     return int(round(parts[name]))
 
 
+# Metrics shown as decimals; Plausible's value for a row without counts is 0.0 for them.
+_DECIMAL_METRICS = ("views_per_visit", "bounce_rate", "percentage", "conversion_rate",
+                    "group_conversion_rate", *REVENUE_METRICS)
+# Averages of nothing: null for a row without counts.
+_AVERAGES = ("visit_duration", *ENGAGEMENT_METRICS)
+
+
+def default_value(name: str) -> float | int | None:
+    """Plausible's value of metric ``name`` for a row with no counts at all (an empty time
+    bucket, a compared row the other period does not have)."""
+    if name in _AVERAGES:
+        return None
+    return 0.0 if name in _DECIMAL_METRICS else 0
+
+
 def change(name: str, current: float | None, previous: float | None) -> float | int | None:
-    """Plausible's ``change``: percent change for counts, point difference for rates; none
-    when either side has no value."""
+    """Plausible v2's ``change``: points for the conversion rate (one decimal) and for the
+    bounce rate (none from a zero rate), else percent: 0 from nothing to nothing, 100 from
+    nothing to something; none when either side has no value."""
     if current is None or previous is None:
         return None
-    if name in RATE_METRICS:
-        return round(current - previous, 1)
+    if name == "conversion_rate":
+        return half_away(current - previous, 1)
+    if name == "bounce_rate":
+        return current - previous if previous > 0 else None
     if previous == 0:
-        return None if current == 0 else 100
-    return round(100 * (current - previous) / previous)
+        return 100 if current > 0 else 0
+    return int(half_away((current - previous) / previous * 100))
+
+
+def half_away(value: float, digits: int = 0) -> float:
+    """``value`` rounded half away from zero, as Elixir's ``round`` and ``Float.round``
+    round (Python's round goes to even)."""
+    scale = 10 ** digits
+    whole = int(abs(value) * scale + 0.5)
+    rounded = (whole if value >= 0 else -whole) / scale
+    return rounded if digits else float(int(rounded))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from collector.errors import InvalidField, StorageError
@@ -19,19 +19,40 @@ from collector.reports.builder import (
     Plan,
     SiteContext,
     build,
-    components_of,
-    leaves,
     plan,
+    spec_components,
 )
 from collector.reports.contribution import ContributionBounds
-from collector.reports.dates import DateRange, bucket_labels, resolve
+from collector.reports.dates import (
+    DateRange,
+    bucket_labels,
+    days_range,
+    local_midnight,
+    moment_range,
+    report_day,
+    resolve,
+    zone,
+)
 from collector.reports.dimensions import resolved_time
-from collector.reports.metrics import change, metric_value
+from collector.reports.metrics import change, default_value, metric_value
 from collector.reports.release import Releaser
-from collector.reports.request import Condition, QuerySpec
+from collector.reports.request import BEHAVIORAL_OPERATORS, Condition, Filter, QuerySpec
 from collector.reports.revenue import present as present_revenue
 from collector.reports.revenue import refuse_public_revenue
 from collector.reports.sampling import Sampler
+from collector.reports.secondary import (
+    base_of,
+    entry_spec,
+    first_rows,
+    group_spec,
+    joined_metrics,
+    main_spec,
+    ordered,
+    ordered_here,
+    with_entries,
+    with_groups,
+    without_conversion_filters,
+)
 from collector.reports.share_report import (
     ExactReport,
     filled,
@@ -39,7 +60,10 @@ from collector.reports.share_report import (
     release,
     share_results,
 )
+from collector.reports.total_rows import count_rows
 from collector.storage import Store
+
+Row = tuple[list[Any], dict[str, float]]
 
 
 @dataclass
@@ -62,6 +86,7 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
     spec = resolved_time(spec, period)
     if releaser is not None:
         refuse_public_revenue(spec)
+        _refuse_public_joined(spec)
         # Noise is scaled to one visitor's bounded weight: a SAMPLE would scale it up.
         allow_sampling = False
     _validate(spec, context)
@@ -71,7 +96,7 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
         if allow_sampling and context.k <= 1 else 1
     reading = _Reading(store, context, sampler, force_raw, allow_sampling, visitor_sample,
                        releaser.bounds if releaser else None)
-    chosen = reading.plan(spec, period)
+    chosen = reading.plan(main_spec(spec), period)
     # Totals and the comparison read as the main query ended up reading: a plan that
     # reads the visitor sample's rows keeps that sample for them (they read its rows
     # too); otherwise its own visitor sample, none for a row SAMPLE.
@@ -90,25 +115,96 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
         time_dimension = _time_dimension(spec)
         if time_dimension:
             meta["time_labels"] = bucket_labels(time_dimension, period, context.timezone)
-    previous = period.previous(context.timezone) if spec.comparison else None
+    previous = compared_period(spec, period, context.timezone, now) if spec.comparison \
+        else None
     if previous is not None:
         meta["comparison_date_range"] = [previous.first_day.isoformat(),
                                          previous.last_day.isoformat()]
     if releaser is not None:
-        asked = question(spec, period, previous, components_of(spec.metrics, chosen.source),
+        asked = question(spec, period, previous, spec_components(spec, chosen.source),
                          context.timezone)
         published = releaser.recall(asked) or release(
             spec, releaser, asked, _exact(reading, spec, period, previous, chosen))
         results, released = share_results(spec, releaser, published)
         return Report(results, {**meta, **released}, period)
-    rows = _aggregate(store, build(spec, context, period, chosen), chosen)
-    total = _total_visitors(reading, spec, period)
-    results = [_result(spec, row, total) for row in rows]
+    bases = _bases(reading, spec, period)
+    rows = _counted(reading, spec, period, chosen, bases)
+    if spec.total_rows:
+        meta["total_rows"] = count_rows(store, build(main_spec(spec), context, period, chosen,
+                                                     paginate=False, bounds=reading.bounds))
     if previous is not None:
-        earlier, previous_total = _comparison(reading, spec, period, previous, rows)
-        _add_comparison(spec, earlier, previous_total, results)
+        rows = _every_bucket(spec, rows, period, context.timezone)
+    results = [_result(spec, row, bases) for row in rows]
+    if previous is not None:
+        earlier, previous_bases = _comparison(reading, spec, period, previous, rows)
+        _add_comparison(spec, earlier, previous_bases, results)
     present_revenue(spec, context.goals, results, meta)
     return Report(results, meta, period)
+
+
+def _counted(reading: _Reading, spec: QuerySpec, period: DateRange, chosen: Plan,
+             bases: dict[str, float], paginate: bool = True) -> list[Row]:
+    """The rows of ``spec`` with the components of its second queries joined in
+    (``collector.reports.secondary``), in its order; one page of them if ``paginate``."""
+    here = paginate and ordered_here(spec)
+    main = first_rows(spec) if here else main_spec(spec)
+    rows = _aggregate(reading.store, build(main, reading.context, period, chosen,
+                                           paginate=paginate, bounds=reading.bounds), chosen)
+    for second, join in ((group_spec(spec), with_groups), (entry_spec(spec), with_entries)):
+        if second is not None:
+            second_plan = reading.plan(second, period)
+            found = _aggregate(reading.store, build(second, reading.context, period,
+                                                    second_plan, paginate=False,
+                                                    bounds=reading.bounds), second_plan)
+            rows = join(rows, found)
+    return ordered(spec, rows, bases) if here else rows
+
+
+def _refuse_public_joined(spec: QuerySpec) -> None:
+    for name in joined_metrics(spec):
+        # Each would be a second released table of the answer: not built for share links.
+        shown = name if name == "group_conversion_rate" else f"{name} by event:page"
+        raise InvalidField(f"{shown} cannot be shown through a share link",
+                           f"metrics[{spec.metrics.index(name)}]")
+
+
+def compared_period(spec: QuerySpec, period: DateRange, timezone: str,
+                    now: datetime) -> DateRange:
+    """The period ``include.comparisons`` names, as Plausible picks it: the days just before
+    (as many as the range has up to today), the same days 365 days earlier, or given dates;
+    with ``match_day_of_week``, moved to start on the range's weekday."""
+    how, where = spec.compared_with, "include.comparisons"
+    if how.mode == "custom":
+        assert how.date_range is not None
+        first, last = (report_day(text, f"{where}.date_range[{index}]")
+                       for index, text in enumerate(how.date_range))
+        return days_range(first, last, timezone, f"{where}.date_range")
+    whole_days = (period.start == local_midnight(period.first_day, timezone)
+                  and period.end == local_midnight(period.last_day + timedelta(days=1), timezone))
+    if not whole_days:  # a range of moments (24h, two datetimes): shifted as it is
+        shift = period.end - period.start if how.mode == "previous_period" \
+            else timedelta(days=365)
+        return moment_range(period.start - shift, period.end - shift, timezone)
+    today = now.astimezone(zone(timezone)).date()
+    last = max(period.first_day, min(period.last_day, today))
+    back = timedelta(days=365) if how.mode == "year_over_year" \
+        else last - period.first_day + timedelta(days=1)
+    first, last = period.first_day - back, last - back
+    if how.match_day_of_week:
+        first, last = _same_weekday(first, last, period.first_day)
+    return days_range(first, last, timezone, where)
+
+
+def _same_weekday(first: date, last: date, source_first: date) -> tuple[date, date]:
+    """``first``..``last`` moved to start on ``source_first``'s weekday: to the next such
+    day, or the one before when the next is ``source_first`` itself (Plausible's rule)."""
+    ahead = (source_first.weekday() - first.weekday()) % 7
+    if ahead == 0:
+        return first, last
+    moved = first + timedelta(days=ahead)
+    if moved == source_first:
+        moved = first - timedelta(days=7 - ahead)
+    return moved, last + (moved - first)
 
 
 @dataclass(frozen=True)
@@ -148,25 +244,32 @@ def _exact(reading: _Reading, spec: QuerySpec, period: DateRange, previous: Date
     rows = _aggregate(reading.store, build(spec, reading.context, period, chosen,
                                            paginate=False, bounds=reading.bounds), chosen)
     rows = filled(spec, rows, period, reading.context.timezone)
-    exact = ExactReport(rows, components_of(spec.metrics, chosen.source),
+    exact = ExactReport(rows, spec_components(spec, chosen.source),
                         _total_visitors(reading, spec, period) if _needs_total(spec) else None)
     if previous is None:
         return exact
-    earlier, total = _comparison(reading, spec, period, previous, rows)
-    return dataclasses.replace(exact, comparison=earlier,
-                               comparison_total=total if _needs_total(spec) else None)
+    earlier, _ = _comparison(reading, spec, period, previous, rows)
+    total = _total_visitors(reading, spec, previous) if _needs_total(spec) else None
+    return dataclasses.replace(exact, comparison=earlier, comparison_total=total)
 
 
 def _validate(spec: QuerySpec, context: SiteContext) -> None:
-    goal_filtered = any(leaf.dimension == "event:goal" for leaf in leaves(spec.filters))
+    goal_filtered = _goal_filtered(spec.filters)
     for index, name in enumerate(spec.metrics):
-        if name == "conversion_rate" and "event:goal" not in spec.dimensions \
-                and not goal_filtered:
-            raise InvalidField("conversion_rate needs the event:goal dimension or a goal "
-                               "filter", f"metrics[{index}]")
+        if name in ("conversion_rate", "group_conversion_rate") \
+                and "event:goal" not in spec.dimensions and not goal_filtered:
+            raise InvalidField(f"{name} needs the event:goal dimension or a goal filter",
+                               f"metrics[{index}]")
         if name == "percentage" and not any(not d.startswith("time:") for d in spec.dimensions):
             raise InvalidField("percentage needs a dimension other than time",
                                f"metrics[{index}]")
+
+
+def _goal_filtered(filters: tuple[Filter, ...]) -> bool:
+    """A goal filter outside has_done and has_not_done (those only choose visits)."""
+    return any(item.dimension == "event:goal" if isinstance(item, Condition)
+               else item.operator not in BEHAVIORAL_OPERATORS and _goal_filtered(item.children)
+               for item in filters)
 
 
 def period_of(store: Store, spec: QuerySpec, context: SiteContext, now: datetime) -> DateRange:
@@ -184,8 +287,7 @@ def _first_day(store: Store, spec: QuerySpec, context: SiteContext) -> date | No
     return found[0][0] if found and found[0][1] else None
 
 
-def _aggregate(store: Store, built: BuiltQuery, chosen: Plan) -> list[tuple[list[Any],
-                                                                              dict[str, float]]]:
+def _aggregate(store: Store, built: BuiltQuery, chosen: Plan) -> list[Row]:
     try:
         _, rows = store.query(built.sql, built.parameters)
     except StorageError as error:
@@ -207,26 +309,50 @@ def _shown(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def _result(spec: QuerySpec, row: tuple[list[Any], dict[str, float]],
-            total: float) -> dict[str, Any]:
+def _result(spec: QuerySpec, row: Row, bases: dict[str, float]) -> dict[str, Any]:
     dimensions, parts = row
-    return {"dimensions": dimensions,
-            "metrics": [metric_value(name, parts, total) for name in spec.metrics]}
+    return {"dimensions": dimensions, "metrics": _values(spec, parts, bases)}
+
+
+def _values(spec: QuerySpec, parts: dict[str, float],
+            bases: dict[str, float]) -> list[Any]:
+    """The metrics of a row; a row with no counts at all has Plausible's empty values."""
+    if not parts:
+        return [default_value(name) for name in spec.metrics]
+    return [metric_value(name, parts, base_of(name, parts, bases)) for name in spec.metrics]
 
 
 def _needs_total(spec: QuerySpec) -> bool:
     return bool({"percentage", "conversion_rate"} & set(spec.metrics))
 
 
+def _bases(reading: _Reading, spec: QuerySpec, period: DateRange) -> dict[str, float]:
+    """The period's visitors each share metric divides by: all of the query's filters for
+    percentage, none of its top-level goal and custom property filters for conversion_rate
+    (Plausible's bases)."""
+    bases = {}
+    if "percentage" in spec.metrics:
+        bases["percentage"] = _visitors(reading, spec, period, spec.filters)
+    if "conversion_rate" in spec.metrics:
+        bases["conversion_rate"] = _visitors(reading, spec, period,
+                                             without_conversion_filters(spec.filters))
+    return bases
+
+
 def _total_visitors(reading: _Reading, spec: QuerySpec, period: DateRange) -> float:
-    """Visitors of the whole period, the base of percentage and conversion_rate."""
+    """A share token's one base, that of conversion_rate when asked, else percentage's."""
     if not _needs_total(spec):
         return 0.0
-    # Conversion rate divides converting visitors by all visitors: drop the goal filters.
-    kept = tuple(item for item in spec.filters
-                 if not (isinstance(item, Condition) and item.dimension == "event:goal"))
+    filters = without_conversion_filters(spec.filters) if "conversion_rate" in spec.metrics \
+        else spec.filters
+    return _visitors(reading, spec, period, filters)
+
+
+def _visitors(reading: _Reading, spec: QuerySpec, period: DateRange,
+              filters: tuple[Filter, ...]) -> float:
+    """Visitors of the whole period under ``filters``."""
     total_spec = dataclasses.replace(spec, metrics=("visitors",), dimensions=(),
-                                     filters=kept, order_by=(), comparison=False)
+                                     filters=filters, order_by=(), comparison=False)
     chosen = reading.plan(total_spec, period)
     rows = _aggregate(reading.store, build(total_spec, dataclasses.replace(reading.context, k=1),
                                            period, chosen, bounds=reading.bounds), chosen)
@@ -234,26 +360,24 @@ def _total_visitors(reading: _Reading, spec: QuerySpec, period: DateRange) -> fl
 
 
 def _comparison(reading: _Reading, spec: QuerySpec, period: DateRange, previous: DateRange,
-                rows: list[tuple[list[Any], dict[str, float]]]) \
-        -> tuple[list[tuple[list[Any], dict[str, float]]], float]:
-    """For each of ``rows``, its dimensions and components in the previous period (time
-    buckets paired by position), and that period's total visitors."""
+                rows: list[Row]) -> tuple[list[Row], dict[str, float]]:
+    """For each of ``rows``, its dimensions and components in the compared period (time
+    buckets paired by position; no components: no such row then), and that period's bases."""
     context = reading.context
-    chosen = reading.plan(spec, previous)
     unpaged = dataclasses.replace(spec, comparison=False)
-    found = _aggregate(reading.store, build(unpaged, context, previous, chosen, paginate=False,
-                                            bounds=reading.bounds), chosen)
-    total = _total_visitors(reading, spec, previous)
+    bases = _bases(reading, spec, previous)
+    found = _counted(reading, unpaged, previous, reading.plan(main_spec(unpaged), previous),
+                     bases, paginate=False)
     earlier = {tuple(_moved(spec, dims, previous, period, context)): (dims, parts)
                for dims, parts in found}
     return [earlier.get(tuple(dims), (_moved(spec, dims, period, previous, context), {}))
-            for dims, _ in rows], total
+            for dims, _ in rows], bases
 
 
-def _add_comparison(spec: QuerySpec, earlier: list[tuple[list[Any], dict[str, float]]],
-                    total: float, results: list[dict[str, Any]]) -> None:
+def _add_comparison(spec: QuerySpec, earlier: list[Row], bases: dict[str, float],
+                    results: list[dict[str, Any]]) -> None:
     for result, (dims, parts) in zip(results, earlier):
-        metrics = [metric_value(name, _filled(parts), total) for name in spec.metrics]
+        metrics = _values(spec, parts, bases)
         result["comparison"] = {
             "dimensions": dims, "metrics": metrics,
             "change": [change(name, now_value, then_value) for name, now_value, then_value
@@ -262,10 +386,19 @@ def _add_comparison(spec: QuerySpec, earlier: list[tuple[list[Any], dict[str, fl
         results.append({"dimensions": [], "metrics": [0 for _ in spec.metrics]})
 
 
-def _filled(parts: dict[str, float]) -> dict[str, float]:
-    """``parts`` with the base components it lacks as zeros (the others kept: engagement)."""
-    return {**{name: 0.0 for name in
-               ("visitors", "visits", "pageviews", "events", "bounces", "duration")}, **parts}
+def _every_bucket(spec: QuerySpec, rows: list[Row], period: DateRange,
+                  timezone: str) -> list[Row]:
+    """A compared time series has a row for every bucket, empty ones included (as
+    Plausible's): each bucket has its comparison, even where the range has nothing."""
+    if len(spec.dimensions) != 1 or not spec.dimensions[0].startswith("time:"):
+        return rows
+    labels = bucket_labels(spec.dimensions[0], period, timezone)
+    found = {dims[0] for dims, _ in rows}
+    empty: list[Row] = [([label], {}) for label in labels if label not in found]
+    if spec.order_by:
+        return rows + empty  # after the rows ordered as asked, as Plausible adds them
+    position = {label: index for index, label in enumerate(labels)}
+    return sorted(rows + empty, key=lambda row: position.get(row[0][0], len(labels)))
 
 
 def _time_dimension(spec: QuerySpec) -> str | None:

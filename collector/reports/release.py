@@ -204,12 +204,15 @@ def _canonical(value: Any) -> str:
 
 
 def consistent(parts: Parts) -> Parts:
-    """Noisy counts as counts can be: never negative, visits >= visitors, bounces <= visits."""
+    """Noisy counts as counts can be: never negative, visits >= visitors, bounces <= visits
+    (<= entries, under a page filter)."""
     fixed = {name: max(0.0, float(value)) for name, value in parts.items()}
     if "visits" in fixed and "visitors" in fixed:
         fixed["visits"] = max(fixed["visits"], fixed["visitors"])
+    if "entries" in fixed and "visits" in fixed:  # visits entering on the filtered page
+        fixed["entries"] = min(fixed["entries"], fixed["visits"])
     if "bounces" in fixed and "visits" in fixed:
-        fixed["bounces"] = min(fixed["bounces"], fixed["visits"])
+        fixed["bounces"] = min(fixed["bounces"], fixed.get("entries", fixed["visits"]))
     return fixed
 
 

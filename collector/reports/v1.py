@@ -28,6 +28,7 @@ from collector.errors import InvalidField
 from collector.reports.api import NO_STORE, authorized_url_site
 from collector.reports.dates import zone
 from collector.reports.dimensions import PROPS_PREFIX, dimension
+from collector.reports.metrics import half_away
 from collector.reports.query import Report
 from collector.reports.request import MAX_LIMIT, parse_query
 from collector.reports.service import Caller, Reports
@@ -244,7 +245,7 @@ def _joined(answer: _Answer, entries: _Answer, metrics: tuple[str, ...]) -> _Ans
 
 def _rate(converted: Mapping[str, Any], everyone: Mapping[str, Any]) -> float:
     base = everyone.get("visitors") or 0
-    return round(100 * converted.get("visitors", 0) / base, 2) if base else 0.0
+    return round(converted.get("visitors", 0) / base * 100, 1) if base else 0.0
 
 
 def _ordering(metric: str, position: int) -> Callable[[tuple[tuple[Any, ...], _Row]],
@@ -290,13 +291,7 @@ def v1_change(name: str, previous: float | None, current: float | None) -> float
         return current - previous if previous > 0 else None
     if previous == 0:
         return 100 if current > 0 else 0
-    return _half_away(100 * (current - previous) / previous)
-
-
-def _half_away(value: float) -> int:
-    """Rounded half away from zero, as Plausible rounds (Python's round goes to even)."""
-    whole = int(abs(value) + 0.5)
-    return whole if value >= 0 else -whole
+    return int(half_away(100 * (current - previous) / previous))
 
 
 def _answer(report: Report, metrics: tuple[str, ...]) -> _Answer:
