@@ -46,11 +46,13 @@ SOURCES = (
     ("newsletter", "direct", "", "newsletter", "email", 3),
     ("Google", "search", "google.com", "google", "cpc", 3),
 )
-BROWSERS = (("Chrome", "124", 55), ("Safari", "17", 20), ("Firefox", "125", 8),
-            ("Edge", "124", 10), ("Samsung Internet", "24", 4), ("Opera", "109", 3))
-SYSTEMS = (("Windows", "10", "desktop", "desktop", 38), ("Mac OS", "14", "desktop", "desktop", 17),
-           ("Android", "14", "mobile", "mobile", 24), ("iOS", "17", "mobile", "mobile", 15),
-           ("Linux", "", "desktop", "desktop", 4), ("iPadOS", "17", "tablet", "tablet", 2))
+# Client names as ingest gives them (Plausible's: collector.enrich.useragent).
+BROWSERS = (("Chrome", "124.0", 55), ("Safari", "17.4", 20), ("Firefox", "125.0", 8),
+            ("Microsoft Edge", "124.0", 10), ("Samsung Browser", "24.0", 4),
+            ("Opera", "109.0", 3))
+SYSTEMS = (("Windows", "10", "Desktop", "desktop", 38), ("Mac", "14.4", "Desktop", "desktop", 17),
+           ("Android", "14", "Mobile", "mobile", 24), ("iOS", "17.4", "Mobile", "mobile", 15),
+           ("GNU/Linux", "", "Desktop", "desktop", 4), ("iOS", "17.4", "Tablet", "tablet", 2))
 PLACES = (("US", "US-CA", "San Francisco", "en", "Comcast", 25), ("US", "US-NY", "New York", "en",
                                                                     "Verizon", 10),
           ("DE", "DE-BE", "Berlin", "de", "Deutsche Telekom", 12),
