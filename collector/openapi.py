@@ -99,7 +99,7 @@ _EVENT_FIELDS: dict[str, tuple[Schema, str]] = {
                                         "sd or e."}, "e"),
 }
 _DATE_RANGE = {"oneOf": [
-    {"type": "string", "description": "day, 24h, 7d, 28d, 30d, month, 6mo, 12mo, year, all"},
+    {"type": "string", "description": "day, 24h, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all"},
     {"type": "array", "items": {"type": "string", "format": "date"},
      "minItems": 2, "maxItems": 2},
 ]}
@@ -127,16 +127,22 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Filter": {
         "type": "array",
-        "description": "[operator, dimension, [values]], [and|or, [filters]] or [not, filter]",
+        "description": "[operator, dimension, [values]] (a 4th element may be "
+                       '{"case_sensitive": false}), [and|or, [filters]] or [not, filter]. '
+                       "The whole request schema: collector/reports/query_schema.json.",
         "prefixItems": [{"enum": [*FILTER_OPERATORS, *LOGICAL_OPERATORS]}],
         "minItems": 2,
-        "maxItems": 3,
+        "maxItems": 4,
     },
     "Query": {
         "type": "object",
         "required": ["site_id", "date_range", "metrics"],
         "properties": {
             **_SITE_PROPERTIES,
+            "date_range": {"anyOf": [*_DATE_RANGE["oneOf"], {
+                "type": "array", "items": {"type": "string", "format": "date-time"},
+                "minItems": 2, "maxItems": 2,
+                "description": "Both included, to the second, with their offset."}]},
             "metrics": {"type": "array", "minItems": 1, "uniqueItems": True,
                         "items": {"enum": list(METRICS)}},
             "dimensions": {"type": "array", "items": _STRING, "uniqueItems": True},
@@ -150,6 +156,8 @@ SCHEMAS: dict[str, Schema] = {
             "include": {"type": "object", "properties": {
                 "comparison": {"enum": ["previous_period", False, None]},
                 "time_labels": {"type": "boolean"},
+                "total_rows": {"type": "boolean"},
+                "imports": {"type": "boolean"},
                 "sample": {"type": "boolean"}}},
         },
     },

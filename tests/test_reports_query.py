@@ -268,7 +268,8 @@ INJECTIONS = ["' OR 1=1 --", "x') OR ('1'='1", "\\'; DROP TABLE events; --", "{p
 
 @pytest.mark.parametrize("attempt", INJECTIONS)
 @pytest.mark.parametrize("operator", ["is", "contains", "matches", "is_not"])
-@pytest.mark.parametrize("name", ["visit:country", "event:page", "event:props:plan",
+# Not visit:country: is and is_not take only 2-letter codes there (Plausible's rule).
+@pytest.mark.parametrize("name", ["visit:city", "event:page", "event:props:plan",
                                   "event:props:' OR 1=1 --"])
 def test_injection_attempts_are_only_values(store: Store, attempt: str, operator: str,
                                             name: str) -> None:

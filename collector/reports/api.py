@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -28,14 +29,25 @@ from collector.errors import InvalidField, QueryLimitExceeded
 from collector.ratelimit import RateLimits
 from collector.reports.auth import API_KEY, Grant, require_site
 from collector.reports.csv import csv_lines, wants_csv
+from collector.reports.dates import zone
 from collector.reports.drops_report import parse_drops_query
 from collector.reports.query import Report
-from collector.reports.request import Condition, Filter, QuerySpec, parse_query
+from collector.reports.request import (
+    BEHAVIORAL_OPERATORS,
+    Comparison,
+    Condition,
+    Filter,
+    QuerySpec,
+    parse_query,
+)
 from collector.reports.service import Reports
 from collector.untrusted_json import decode_json
 
 MAX_QUERY_BODY = 65536
 NO_STORE = {"Cache-Control": "no-store"}
+# include.imports: Plausible's meta for a site without imported statistics; the
+# collector imports none, so it is the answer for every site.
+NO_IMPORTS = {"imports_included": False, "imports_skip_reason": "no_imported_data"}
 
 
 # What each limit means to the one asking, and whether asking again later may help.
@@ -67,8 +79,11 @@ async def query_endpoint(request: Request) -> Response:
     if wants_csv(request):
         return StreamingResponse(csv_lines(spec.dimensions, spec.metrics, report.results),
                                  media_type="text/csv", headers=NO_STORE)
-    return JSONResponse({"results": report.results, "meta": report.meta,
-                         "query": _echo(spec, report)}, headers=NO_STORE)
+    # Read by the report just now: the cached settings, no store call.
+    timezone = reports.site_contexts.settings(spec.site_id).timezone
+    meta = {**report.meta, **NO_IMPORTS} if spec.imports else report.meta
+    return JSONResponse({"results": report.results, "meta": meta,
+                         "query": _echo(spec, report, timezone)}, headers=NO_STORE)
 
 
 async def realtime_endpoint(request: Request) -> Response:
@@ -180,26 +195,48 @@ async def _json_body(request: Request) -> Any:
     return decode_json(body, "body")
 
 
-def _echo(spec: QuerySpec, report: Report) -> dict[str, Any]:
+def _echo(spec: QuerySpec, report: Report, timezone: str) -> dict[str, Any]:
+    """The query as answered, in Plausible's form: posted again, it asks the same.
+
+    The range is its first and last second in the site's timezone (both included, as
+    Plausible shows them); include lists only the options that are on.
+    """
     period = report.period
+    local = zone(timezone)
     return {
         "site_id": spec.site_id,
         "metrics": list(spec.metrics),
-        "date_range": [period.start.isoformat(), period.end.isoformat()] if period else [],
+        "date_range": [period.start.astimezone(local).isoformat(),
+                       (period.end - timedelta(seconds=1)).astimezone(local).isoformat()]
+        if period else [],
         "dimensions": list(spec.dimensions),
         "filters": [_filter_json(item) for item in spec.filters],
         "order_by": [list(item) for item in spec.order_by],
-        "include": {"comparison": "previous_period" if spec.comparison else None,
-                    "time_labels": spec.time_labels, "sample": spec.sample},
+        "include": _include_json(spec),
         "pagination": {"limit": spec.limit, "offset": spec.offset},
     }
 
 
+def _include_json(spec: QuerySpec) -> dict[str, Any]:
+    include: dict[str, Any] = {name: True for name in ("time_labels", "total_rows", "imports",
+                                                       "sample") if getattr(spec, name)}
+    compared = spec.compared_with
+    if spec.comparison and compared == Comparison("previous_period"):
+        include["comparison"] = "previous_period"
+    elif spec.comparison:
+        include["comparisons"] = {"mode": compared.mode, **(
+            {"date_range": list(compared.date_range)} if compared.date_range else {}), **(
+            {"match_day_of_week": True} if compared.match_day_of_week else {})}
+    return include
+
+
 def _filter_json(item: Filter) -> list[Any]:
+    if isinstance(item, Condition) and not item.case_sensitive:
+        return [item.operator, item.dimension, list(item.values), {"case_sensitive": False}]
     if isinstance(item, Condition):
         return [item.operator, item.dimension, list(item.values)]
-    if item.operator == "not":
-        return ["not", _filter_json(item.children[0])]
+    if item.operator in ("not", *BEHAVIORAL_OPERATORS):
+        return [item.operator, _filter_json(item.children[0])]
     return [item.operator, [_filter_json(child) for child in item.children]]
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.errors import InvalidField
 
-PERIOD_DAYS = {"7d": 7, "28d": 28, "30d": 30}
+PERIOD_DAYS = {"7d": 7, "28d": 28, "30d": 30, "91d": 91}
 PERIOD_MONTHS = {"6mo": 6, "12mo": 12}
 MAX_RANGE_DAYS = 3660
 # The ``time`` dimension's bucket, as Plausible picks it from the range's length (its last
@@ -55,6 +55,8 @@ def resolve(value: str | tuple[str, str], timezone_name: str, now: datetime,
             first_data_day: date | None = None) -> DateRange:
     """The UTC interval of a ``date_range`` value, with days in ``timezone_name``."""
     today = now.astimezone(zone(timezone_name)).date()
+    if isinstance(value, tuple) and "T" in value[0]:
+        return moments_range(value[0], value[1], timezone_name)
     if isinstance(value, tuple):
         return days_range(report_day(value[0], "date_range[0]"),
                           report_day(value[1], "date_range[1]"), timezone_name)
@@ -64,17 +66,52 @@ def resolve(value: str | tuple[str, str], timezone_name: str, now: datetime,
         return moment_range(now - timedelta(hours=24), now, timezone_name)
     if value in PERIOD_DAYS:
         return days_range(today - timedelta(days=PERIOD_DAYS[value] - 1), today, timezone_name)
-    if value == "month":
-        return days_range(today.replace(day=1), today, timezone_name)
+    if value == "month":  # the whole calendar month, as in Plausible, days to come included
+        return days_range(today.replace(day=1),
+                          _months_before(today.replace(day=1), -1) - timedelta(days=1),
+                          timezone_name)
     if value in PERIOD_MONTHS:
         return days_range(_months_before(today.replace(day=1), PERIOD_MONTHS[value] - 1),
                           today, timezone_name)
-    if value == "year":
-        return days_range(today.replace(month=1, day=1), today, timezone_name)
+    if value == "year":  # the whole calendar year, as month
+        return days_range(today.replace(month=1, day=1), today.replace(month=12, day=31),
+                          timezone_name)
     if value == "all":
         return days_range(min(first_data_day or today, today), today, timezone_name)
-    raise InvalidField("unknown period (day, 24h, 7d, 28d, 30d, month, 6mo, 12mo, year, all, "
-                       "or [start, end] ISO dates)", "date_range")
+    raise InvalidField("unknown period (day, 24h, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, "
+                       "all, or [start, end] ISO dates)", "date_range")
+
+
+def parse_moment(text: str, field: str) -> datetime:
+    """An ISO date-time with its offset (Plausible's date_range form), or InvalidField."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidField(f"{text!r} is not an ISO date-time", field) from None
+    if moment.utcoffset() is None:
+        raise InvalidField("a date-time needs its offset (Z or +02:00)", field)
+    return moment
+
+
+def moments_range(first: str, last: str, timezone_name: str) -> DateRange:
+    """Two ISO date-times, both included to the second as Plausible reads them: whole local
+    days are those days (so the echo of a range, posted again, is that range), anything
+    else the moments between."""
+    start = parse_moment(first, "date_range[0]").astimezone(UTC)
+    end = parse_moment(last, "date_range[1]").astimezone(UTC) + timedelta(seconds=1)
+    local = zone(timezone_name)
+    if _is_midnight(start, timezone_name) and _is_midnight(end, timezone_name):
+        return days_range(start.astimezone(local).date(),
+                          end.astimezone(local).date() - timedelta(days=1), timezone_name)
+    if end <= start:
+        raise InvalidField("the end is before the start", "date_range")
+    if start < local_midnight(FIRST_REPORT_DAY, timezone_name) \
+            or end > local_midnight(LAST_REPORT_DAY, timezone_name):
+        raise InvalidField(f"reports cover {FIRST_REPORT_DAY} to {LAST_REPORT_DAY}", "date_range")
+    if end - start > timedelta(days=MAX_RANGE_DAYS):
+        raise InvalidField(f"longer than {MAX_RANGE_DAYS} days", "date_range")
+    return DateRange(start, end, start.astimezone(local).date(),
+                     (end - timedelta(microseconds=1)).astimezone(local).date())
 
 
 def days_range(first: date, last: date, timezone_name: str,

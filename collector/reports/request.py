@@ -8,15 +8,27 @@ and are bound as parameters later.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from collector.errors import InvalidField
+from collector.reports.dates import parse_moment
+from collector.reports.dimensions import dimension as dimension_of
 from collector.reports.dimensions import is_known_dimension
 from collector.reports.metrics import METRICS
+from collector.reports.query_schema import check_query_body
 
 FILTER_OPERATORS = ("is", "is_not", "contains", "contains_not", "matches", "matches_not")
 LOGICAL_OPERATORS = ("and", "or", "not")
+# Plausible filters on these only at the top level (or inside has_done): below and, or
+# and not, a goal filter leaves no single goal to convert, a host name no site part.
+TOP_LEVEL_ONLY = ("event:goal", "event:hostname")
+# Visit-level filters on events (Plausible's behavioral filters): the visits that did,
+# or did not do, an event matching one condition on event dimensions.
+BEHAVIORAL_OPERATORS = ("has_done", "has_not_done")
+COMPARISON_MODES = ("previous_period", "year_over_year", "custom")
+INCLUDE_FLAGS = ("time_labels", "sample", "total_rows", "imports")
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 10_000
 MAX_OFFSET = 2**32 - 1  # bound as UInt32
@@ -34,6 +46,7 @@ class Condition:
     dimension: str
     values: tuple[str, ...]
     path: str  # where it came from in the request, for error messages
+    case_sensitive: bool = True  # Plausible's {"case_sensitive": false} modifier
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,15 @@ class Logical:
 
 
 Filter = Condition | Logical
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``include.comparisons``: which period the rows are compared with."""
+
+    mode: str  # previous_period | year_over_year | custom
+    date_range: tuple[str, str] | None = None  # custom: two ISO dates
+    match_day_of_week: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,38 +78,86 @@ class QuerySpec:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     comparison: bool = False
+    compared_with: Comparison = Comparison("previous_period")
     time_labels: bool = False
     # Every metric may come from the visitor sample on large ranges (the dashboard's
     # choice: fast answers under filters), not only the distinct counts.
     sample: bool = False
+    total_rows: bool = False  # meta.total_rows: the number of rows before pagination
+    imports: bool = False  # meta says imported statistics are not included (there are none)
 
 
 def parse_query(body: Any) -> QuerySpec:
+    """The query ``body`` asks, once it fits the schema (``query_schema.json``) and
+    Plausible's rules across fields; else InvalidField naming the field."""
     if not isinstance(body, dict):
         raise InvalidField("the body must be a JSON object", "body")
-    known = {"site_id", "date_range", "metrics", "dimensions", "filters", "order_by",
-             "pagination", "include"}
-    for key in body:
-        if key not in known:
-            raise InvalidField(f"unknown field (accepted: {', '.join(sorted(known))})", key)
+    check_query_body(body)
     metrics = _metrics(body.get("metrics"))
     dimensions = _dimensions(body.get("dimensions", []))
     limit, offset = _pagination(body.get("pagination", {}))
-    comparison, time_labels, sample = _include(body.get("include", {}))
+    comparison, time_labels, sample, total_rows, imports = _include(body.get("include", {}))
+    filters = tuple(_filter(item, f"filters[{index}]", 1)
+                    for index, item in enumerate(_list(body.get("filters", []), "filters")))
+    _check_across_fields(metrics, dimensions, filters, time_labels)
+    compared_with = _comparisons(body.get("include", {}).get("comparisons"))
     return QuerySpec(
         site_id=parse_site_id(body.get("site_id")),
         date_range=parse_date_range(body.get("date_range")),
         metrics=metrics,
         dimensions=dimensions,
-        filters=tuple(_filter(item, f"filters[{index}]", 1)
-                      for index, item in enumerate(_list(body.get("filters", []), "filters"))),
+        filters=filters,
         order_by=_order_by(body.get("order_by", []), metrics, dimensions),
         limit=limit,
         offset=offset,
-        comparison=comparison,
+        comparison=comparison or compared_with is not None,
+        compared_with=compared_with or Comparison("previous_period"),
         time_labels=time_labels,
         sample=sample,
+        total_rows=total_rows,
+        imports=imports,
     )
+
+
+def _check_across_fields(metrics: tuple[str, ...], dimensions: tuple[str, ...],
+                         filters: tuple[Filter, ...], time_labels: bool) -> None:
+    """Plausible's rules that join two fields."""
+    if time_labels and not any(name.startswith("time") for name in dimensions):
+        raise InvalidField("time_labels needs a time dimension", "include.time_labels")
+    if "views_per_visit" in metrics:
+        # Pageviews per visit of the visits that saw a page, or per page: Plausible refuses
+        # the question. (It refuses every dimension; per visit dimension and time, the
+        # collector answers it, as Plausible's dashboard graphs it over time.)
+        field = f"metrics[{metrics.index('views_per_visit')}]"
+        if any(leaf.dimension == "event:page" for leaf in leaves(filters)):
+            raise InvalidField("views_per_visit cannot be combined with an event:page filter",
+                               field)
+        if any(name.startswith("event:") for name in dimensions):
+            raise InvalidField("views_per_visit cannot be broken down by event dimensions",
+                               field)
+    for item in filters:
+        for leaf in _below_logic(item):
+            if leaf.dimension in TOP_LEVEL_ONLY:
+                raise InvalidField(f"{leaf.dimension} can only be filtered at the top level, "
+                                   "not inside and, or or not", f"{leaf.path}[1]")
+
+
+def leaves(filters: tuple[Filter, ...]) -> list[Condition]:
+    """Every condition of a filter tree, depth first."""
+    found: list[Condition] = []
+    for item in filters:
+        found.extend([item] if isinstance(item, Condition) else leaves(item.children))
+    return found
+
+
+def _below_logic(item: Filter) -> Iterator[Condition]:
+    """The conditions inside and, or and not (not those a has_done scopes)."""
+    if isinstance(item, Logical) and item.operator in LOGICAL_OPERATORS:
+        for child in item.children:
+            if isinstance(child, Condition):
+                yield child
+            else:
+                yield from _below_logic(child)
 
 
 def parse_site_id(value: Any) -> str:
@@ -100,6 +170,9 @@ def parse_date_range(value: Any) -> str | tuple[str, str]:
     if isinstance(value, str) and value:
         return value
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        if any("T" in text for text in value):
+            for index, text in enumerate(value):
+                parse_moment(text, f"date_range[{index}]")
         return value[0], value[1]
     raise InvalidField("required: a period name (day, 7d, 30d, month, ...) "
                        "or two ISO dates", "date_range")
@@ -141,21 +214,22 @@ def _filter(value: Any, path: str, depth: int) -> Filter:
         raise InvalidField("a filter is [operator, dimension, [values]] or "
                            "[and|or, [filters]] or [not, filter]", path)
     operator = value[0]
-    if operator in LOGICAL_OPERATORS and depth > MAX_FILTER_DEPTH:
+    if operator in LOGICAL_OPERATORS + BEHAVIORAL_OPERATORS and depth > MAX_FILTER_DEPTH:
         raise InvalidField(f"and, or and not nest at most {MAX_FILTER_DEPTH} deep", path)
     if operator in ("and", "or"):
         if len(value) != 2 or not isinstance(value[1], list) or not value[1]:
             raise InvalidField(f"{operator} takes a non-empty list of filters", f"{path}[1]")
         return Logical(operator, tuple(_filter(child, f"{path}[1][{index}]", depth + 1)
                                        for index, child in enumerate(value[1])))
-    if operator == "not":
+    if operator == "not" or operator in BEHAVIORAL_OPERATORS:
         if len(value) != 2:
-            raise InvalidField("not takes one filter", path)
-        return Logical("not", (_filter(value[1], f"{path}[1]", depth + 1),))
+            raise InvalidField(f"{operator} takes one filter", path)
+        return Logical(operator, (_filter(value[1], f"{path}[1]", depth + 1),))
     if operator not in FILTER_OPERATORS:
-        raise InvalidField(f"unknown operator {operator!r} (known: "
-                           f"{', '.join(FILTER_OPERATORS + LOGICAL_OPERATORS)})", f"{path}[0]")
-    if len(value) != 3:
+        known = FILTER_OPERATORS + LOGICAL_OPERATORS + BEHAVIORAL_OPERATORS
+        raise InvalidField(f"unknown operator {operator!r} (known: {', '.join(known)})",
+                           f"{path}[0]")
+    if len(value) not in (3, 4):
         raise InvalidField("a filter is [operator, dimension, [values]]", path)
     dimension, values = value[1], value[2]
     if not isinstance(dimension, str) or not is_known_dimension(dimension) \
@@ -168,7 +242,27 @@ def _filter(value: Any, path: str, depth: int) -> Filter:
     for index, item in enumerate(values):
         if not isinstance(item, str):
             raise InvalidField("must be a string", f"{path}[2][{index}]")
-    return Condition(operator, dimension, tuple(values), path)
+        if dimension == "visit:country" and operator in ("is", "is_not") \
+                and not _is_country_code(item):
+            raise InvalidField("visit:country takes 2-letter country codes (ISO 3166-1)",
+                               f"{path}[2][{index}]")
+    return Condition(operator, dimension, tuple(values), path,
+                     _case_sensitive(value[3] if len(value) == 4 else {}, f"{path}[3]"))
+
+
+def _is_country_code(value: str) -> bool:
+    """Plausible's rule: two characters. Also the blank (visits without a country), which
+    v1 breakdowns leave out with it."""
+    return len(value) == 2 or value in ("", dimension_of("visit:country").blank_label)
+
+
+def _case_sensitive(modifiers: Any, path: str) -> bool:
+    if not isinstance(modifiers, dict) or set(modifiers) - {"case_sensitive"}:
+        raise InvalidField('the 4th element of a filter is {"case_sensitive": false}', path)
+    flag = modifiers.get("case_sensitive", True)
+    if not isinstance(flag, bool):
+        raise InvalidField("must be true or false", f"{path}.case_sensitive")
+    return flag
 
 
 def _order_by(value: Any, metrics: tuple[str, ...],
@@ -200,20 +294,50 @@ def _pagination(value: Any) -> tuple[int, int]:
     return limit, offset
 
 
-def _include(value: Any) -> tuple[bool, bool, bool]:
+def _include(value: Any) -> tuple[bool, bool, bool, bool, bool]:
+    """comparison, time_labels, sample, total_rows, imports."""
     if not isinstance(value, dict):
         raise InvalidField("must be an object", "include")
     for key in value:
-        if key not in ("comparison", "time_labels", "sample"):
-            raise InvalidField("unknown option (accepted: comparison, time_labels, sample)",
-                               f"include.{key}")
+        if key not in ("comparison", "comparisons", *INCLUDE_FLAGS):
+            raise InvalidField("unknown option (accepted: comparison, comparisons, "
+                               f"{', '.join(INCLUDE_FLAGS)})", f"include.{key}")
     comparison = value.get("comparison")
     if comparison not in (None, False, "previous_period"):
         raise InvalidField("only previous_period is supported", "include.comparison")
     flags = []
-    for name in ("time_labels", "sample"):
+    for name in INCLUDE_FLAGS:
         flag = value.get(name, False)
         if not isinstance(flag, bool):
             raise InvalidField("must be true or false", f"include.{name}")
         flags.append(flag)
-    return comparison == "previous_period", flags[0], flags[1]
+    return comparison == "previous_period", flags[0], flags[1], flags[2], flags[3]
+
+
+def _comparisons(value: Any) -> Comparison | None:
+    """Plausible's ``include.comparisons``: ``{"mode": ..., "date_range": [...] (custom),
+    "match_day_of_week": bool}``; null or absent: no comparison."""
+    if value is None:
+        return None
+    path = "include.comparisons"
+    if not isinstance(value, dict):
+        raise InvalidField("must be an object {mode, date_range, match_day_of_week}", path)
+    for key in value:
+        if key not in ("mode", "date_range", "match_day_of_week"):
+            raise InvalidField("unknown option (accepted: mode, date_range, "
+                               "match_day_of_week)", f"{path}.{key}")
+    mode = value.get("mode")
+    if mode not in COMPARISON_MODES:
+        raise InvalidField(f"must be one of {', '.join(COMPARISON_MODES)}", f"{path}.mode")
+    match = value.get("match_day_of_week", False)
+    if not isinstance(match, bool):
+        raise InvalidField("must be true or false", f"{path}.match_day_of_week")
+    dates = value.get("date_range")
+    if mode != "custom":
+        if dates is not None:
+            raise InvalidField("only with the custom mode", f"{path}.date_range")
+        return Comparison(mode, None, match)
+    if not (isinstance(dates, list) and len(dates) == 2
+            and all(isinstance(item, str) for item in dates)):
+        raise InvalidField("the custom mode needs two ISO dates", f"{path}.date_range")
+    return Comparison(mode, (dates[0], dates[1]), match)

@@ -110,6 +110,8 @@ def share_results(spec: QuerySpec, releaser: Releaser,
         results.append((noisy, result))
     page = _ordered(spec, results)[spec.offset:spec.offset + spec.limit]
     meta: dict[str, Any] = {"privacy": releaser.meta(published)}
+    if spec.total_rows:  # the released rows, rare ones already folded
+        meta["total_rows"] = len(results)
     suppressed = _suppressed(page, releaser.access.k)
     if suppressed:
         meta["suppressed"] = suppressed
