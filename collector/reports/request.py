@@ -135,11 +135,17 @@ def _check_across_fields(metrics: tuple[str, ...], dimensions: tuple[str, ...],
         if any(name.startswith("event:") for name in dimensions):
             raise InvalidField("views_per_visit cannot be broken down by event dimensions",
                                field)
+    # A conversion rate drops top-level property filters from its base (secondary.py);
+    # one below and/or/not could not be dropped alone: Plausible refuses it too.
+    rates = bool({"conversion_rate", "group_conversion_rate"} & set(metrics))
     for item in filters:
         for leaf in _below_logic(item):
             if leaf.dimension in TOP_LEVEL_ONLY:
                 raise InvalidField(f"{leaf.dimension} can only be filtered at the top level, "
                                    "not inside and, or or not", f"{leaf.path}[1]")
+            if rates and leaf.dimension.startswith("event:props:"):
+                raise InvalidField("with conversion rates, custom property filters go at the "
+                                   "top level only", f"{leaf.path}[1]")
 
 
 def leaves(filters: tuple[Filter, ...]) -> list[Condition]:
