@@ -14,6 +14,7 @@ Day 1: 6: /, bounce; 7: /pricing, Signup (30 s).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from collector.reports.metrics import change, half_away, metric_value
 from collector.reports.query import Report, compared_period, run_report
 from collector.reports.release import ReleaseCache, Releaser, ShareAccess
 from collector.reports.request import parse_query
+from collector.reports.secondary import entry_spec, group_spec
 from collector.storage import Store
 from tests.reporting_data import SITE, at, day, make_event, store_events
 
@@ -366,13 +368,42 @@ def test_share_links_bound_the_entries_a_page_filtered_bounce_rate_divides_by(
     assert 0 <= found.results[0]["metrics"][0] <= 100
 
 
-def test_share_links_refuse_figures_of_a_second_query(store: Store) -> None:
-    for body in ({"metrics": ["group_conversion_rate"], "dimensions": ["visit:device"],
-                  "filters": [SIGNUP]},
-                 {"metrics": ["visitors", "bounce_rate"], "dimensions": ["event:page"]}):
-        with pytest.raises(InvalidField) as error:
-            report(store, releaser=_releaser(store, 2), **body)
-        assert "share link" in error.value.reason
+def test_share_links_release_figures_of_second_queries_as_noisy_counts(store: Store) -> None:
+    rates = report(store, releaser=_releaser(store, 1), metrics=["group_conversion_rate"],
+                   dimensions=["visit:device"], filters=[SIGNUP]).results
+    # A group released with fewer than k visitors has none: with k = 1, one noised to 0.
+    assert len(rates) == 2 and all(row["metrics"][0] is None or 0 <= row["metrics"][0] <= 100
+                                   for row in rates)
+    pages = report(store, releaser=_releaser(store, 1), dimensions=["event:page"],
+                   metrics=["visitors", "bounce_rate", "visit_duration"]).results
+    assert len(pages) == 5 and all(row["metrics"][0] is not None for row in pages)
+
+
+def test_share_links_show_no_figure_of_fewer_than_k_entries_or_group_members(
+        store: Store) -> None:
+    # Three visitors saw /pricing, only two entered there: with k = 3 the page's visitors
+    # are shown, its entry visits' bounce rate and duration are not.
+    pricing = report(store, releaser=_releaser(store, 3), dimensions=["event:page"],
+                     metrics=["visitors", "bounce_rate", "visit_duration"],
+                     filters=[["is", "event:page", ["/pricing"]]]).results
+    assert pricing[0]["metrics"][0] is not None and pricing[0]["metrics"][1:] == [None, None]
+    filtered = report(store, releaser=_releaser(store, 3), metrics=["visitors", "bounce_rate"],
+                      filters=[["is", "event:page", ["/pricing"]]]).results
+    assert filtered[0]["metrics"][1] is None
+
+
+def test_share_links_bound_the_second_queries_too() -> None:
+    assert SHARE_BOUNDS.of("group_visitors") == 1
+    assert SHARE_BOUNDS.of("entry_duration") == SHARE_BOUNDS.duration
+    spec = parse_query({"site_id": SITE, "date_range": DAY0, "filters": [SIGNUP],
+                        "metrics": ["group_conversion_rate"], "dimensions": ["event:page"]})
+    period = resolve(spec.date_range, "UTC", NOW)
+    for second in (group_spec(spec), entry_spec(dataclasses.replace(
+            spec, metrics=("bounce_rate",), filters=()))):
+        assert second is not None
+        built = build(second, SiteContext(SITE, "UTC", GOALS), period,
+                      plan(second, period, True), paginate=False, bounds=SHARE_BOUNDS)
+        assert f"LIMIT {SHARE_BOUNDS.rows} BY b_visitor" in built.sql
 
 
 def test_share_links_order_by_the_first_released_metric(store: Store) -> None:

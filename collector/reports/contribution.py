@@ -40,7 +40,9 @@ class ContributionBounds:
         """The most one visitor adds to ``component`` in one row."""
         bounds = {"visitors": 1, "visits": self.visits, "pageviews": self.pageviews,
                   "events": self.events, "bounces": self.visits, "entries": self.visits,
-                  "duration": self.duration,
+                  "duration": self.duration, "entry_duration": self.duration,
+                  # A group's visitors (collector.reports.secondary), counted like visitors.
+                  "group_visitors": 1,
                   # Engagement (collector.reports.engagement): per visit at most 100% deep
                   # and, like a visit's duration, the bound's seconds.
                   "engaged_visits": self.visits, "scroll": 100 * self.visits,

@@ -164,9 +164,11 @@ def metric_value(name: str, parts: Mapping[str, float],
     if name == "bounce_rate":
         entries = parts.get("entries", visits)  # entries: the visits entering on the page
         return round(parts["bounces"] / entries * 100) if entries else 0
+    if name == "visit_duration" and "entry_duration" in parts:  # of the visits entering
+        entries = parts.get("entries", 0)
+        return round(parts["entry_duration"] / entries) if entries else 0
     if name == "visit_duration":
-        entered = parts.get("duration_visits", visits)
-        return round(parts["duration"] / entered) if entered else 0
+        return round(parts["duration"] / visits) if visits else 0
     if name == "percentage":
         return round(parts["visitors"] / total_visitors * 100, 1) if total_visitors else 0.0
     if name in ("conversion_rate", "group_conversion_rate"):

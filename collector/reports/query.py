@@ -45,7 +45,7 @@ from collector.reports.secondary import (
     entry_spec,
     first_rows,
     group_spec,
-    joined_metrics,
+    joined_components,
     main_spec,
     ordered,
     ordered_here,
@@ -86,7 +86,6 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
     spec = resolved_time(spec, period)
     if releaser is not None:
         refuse_public_revenue(spec)
-        _refuse_public_joined(spec)
         # Noise is scaled to one visitor's bounded weight: a SAMPLE would scale it up.
         allow_sampling = False
     _validate(spec, context)
@@ -121,7 +120,7 @@ def run_report(store: Store, spec: QuerySpec, context: SiteContext, now: datetim
         meta["comparison_date_range"] = [previous.first_day.isoformat(),
                                          previous.last_day.isoformat()]
     if releaser is not None:
-        asked = question(spec, period, previous, spec_components(spec, chosen.source),
+        asked = question(spec, period, previous, _released_components(spec, chosen),
                          context.timezone)
         published = releaser.recall(asked) or release(
             spec, releaser, asked, _exact(reading, spec, period, previous, chosen))
@@ -160,12 +159,12 @@ def _counted(reading: _Reading, spec: QuerySpec, period: DateRange, chosen: Plan
     return ordered(spec, rows, bases) if here else rows
 
 
-def _refuse_public_joined(spec: QuerySpec) -> None:
-    for name in joined_metrics(spec):
-        # Each would be a second released table of the answer: not built for share links.
-        shown = name if name == "group_conversion_rate" else f"{name} by event:page"
-        raise InvalidField(f"{shown} cannot be shown through a share link",
-                           f"metrics[{spec.metrics.index(name)}]")
+def _released_components(spec: QuerySpec, chosen: Plan) -> tuple[str, ...]:
+    """What a share token's rows release: the main query's components and those its
+    second queries join in (each counted with every visitor's contribution bounded)."""
+    joined = joined_components(spec)
+    return tuple(part for part in spec_components(main_spec(spec), chosen.source)
+                 if part not in joined) + joined
 
 
 def compared_period(spec: QuerySpec, period: DateRange, timezone: str,
@@ -241,10 +240,9 @@ class _Reading:
 def _exact(reading: _Reading, spec: QuerySpec, period: DateRange, previous: DateRange | None,
            chosen: Plan) -> ExactReport:
     """A share token's report before release: every row (no page), visitors bounded."""
-    rows = _aggregate(reading.store, build(spec, reading.context, period, chosen,
-                                           paginate=False, bounds=reading.bounds), chosen)
+    rows = _counted(reading, spec, period, chosen, {}, paginate=False)
     rows = filled(spec, rows, period, reading.context.timezone)
-    exact = ExactReport(rows, spec_components(spec, chosen.source),
+    exact = ExactReport(rows, _released_components(spec, chosen),
                         _total_visitors(reading, spec, period) if _needs_total(spec) else None)
     if previous is None:
         return exact

@@ -209,6 +209,8 @@ def consistent(parts: Parts) -> Parts:
     fixed = {name: max(0.0, float(value)) for name, value in parts.items()}
     if "visits" in fixed and "visitors" in fixed:
         fixed["visits"] = max(fixed["visits"], fixed["visitors"])
+    if "group_visitors" in fixed and "visitors" in fixed:  # a group holds its converted
+        fixed["group_visitors"] = max(fixed["group_visitors"], fixed["visitors"])
     if "entries" in fixed and "visits" in fixed:  # visits entering on the filtered page
         fixed["entries"] = min(fixed["entries"], fixed["visits"])
     if "bounces" in fixed and "visits" in fixed:

@@ -11,8 +11,8 @@ Two of Plausible's Stats API v2 figures are not counts of the rows' own events:
 
 The main query counts everything else; each second query is counted the same way
 (same plan rules, sample and k-threshold) and its components join the rows' own under
-names of their own (``group_visitors``; ``bounces``, ``entries``, ``duration``,
-``duration_visits``), from which ``collector.reports.metrics`` derives the values. An
+names of their own (``group_visitors``; ``bounces``, ``entries``, ``entry_duration``),
+from which ``collector.reports.metrics`` derives the values. An
 ordering by such a metric is applied here, over at most ``MAX_LIMIT`` rows.
 """
 
@@ -40,6 +40,10 @@ ENTRY_PAGE = "visit:entry_page"
 GROUP_RATE = "group_conversion_rate"
 # Visit metrics a page row takes from the visits entering on it.
 ENTRY_METRICS = ("bounce_rate", "visit_duration")
+# The components second queries add to a row, and the one each joined figure divides by.
+GROUP_COMPONENTS = ("group_visitors",)
+ENTRY_COMPONENTS = ("bounces", "entries", "entry_duration")
+_BASES = {GROUP_RATE: "group_visitors", "bounce_rate": "entries"}
 
 
 def entry_metrics(spec: QuerySpec) -> tuple[str, ...]:
@@ -51,6 +55,12 @@ def entry_metrics(spec: QuerySpec) -> tuple[str, ...]:
 
 def joined_metrics(spec: QuerySpec) -> tuple[str, ...]:
     return entry_metrics(spec) + ((GROUP_RATE,) if GROUP_RATE in spec.metrics else ())
+
+
+def joined_components(spec: QuerySpec) -> tuple[str, ...]:
+    """The components ``spec``'s second queries add to its rows."""
+    return (GROUP_COMPONENTS if GROUP_RATE in spec.metrics else ()) \
+        + (ENTRY_COMPONENTS if entry_metrics(spec) else ())
 
 
 def main_spec(spec: QuerySpec) -> QuerySpec:
@@ -130,8 +140,8 @@ def with_entries(rows: list[Row], entries: list[Row]) -> list[Row]:
         entered = found.get(tuple(dims), {})
         visits = entered.get("visits", 0.0)
         joined.append((dims, {**parts, "bounces": entered.get("bounces", 0.0),
-                              "entries": visits, "duration": entered.get("duration", 0.0),
-                              "duration_visits": visits}))
+                              "entries": visits,
+                              "entry_duration": entered.get("duration", 0.0)}))
     return joined
 
 
@@ -162,6 +172,19 @@ def _sort_value(spec: QuerySpec, name: str, bases: Mapping[str, float],
         return 0, "" if value is None else str(value)
     number = metric_value(name, parts, base_of(name, parts, bases))
     return (0, 0) if number is None else (1, number)
+
+
+def released_value(name: str, parts: Mapping[str, float], total: float,
+                   k: int) -> float | int | None:
+    """Metric ``name`` of a share link's released ``parts``: none when the visits or
+    visitors it divides by (a page's entry visits, a group) were released under k.
+    Promise: a share link shows no figure about fewer than k (the released base is noisy,
+    so the test spends no privacy)."""
+    base = "entries" if name == "visit_duration" and "entry_duration" in parts \
+        else _BASES.get(name)
+    if base is not None and base in parts and parts[base] < k:
+        return None
+    return metric_value(name, parts, base_of(name, parts, {name: total}))
 
 
 def base_of(name: str, parts: Mapping[str, float], bases: Mapping[str, float]) -> float:

@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector.reports.dates import DateRange, bucket_labels
-from collector.reports.metrics import change, metric_value
+from collector.reports.metrics import change
 from collector.reports.release import Key, Parts, Published, Releaser, Table, suppression_note
 from collector.reports.request import Condition, Filter, QuerySpec
+from collector.reports.secondary import released_value
 
 Row = tuple[list[Any], dict[str, float]]
-RATES = ("percentage", "conversion_rate", "bounce_rate")
+RATES = ("percentage", "conversion_rate", "group_conversion_rate", "bounce_rate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,10 +99,11 @@ def share_results(spec: QuerySpec, releaser: Releaser,
     for index, key in enumerate(published.tables["rows"]):
         noisy = published.row("rows", key)
         result: dict[str, Any] = {"dimensions": list(key),
-                                  "metrics": _metrics(spec, noisy, total)}
+                                  "metrics": _metrics(spec, noisy, total, releaser.access.k)}
         if earlier is not None:
             previous = published.row("comparison", key)
-            metrics = _metrics(spec, previous, _visitors(published, "comparison_total"))
+            metrics = _metrics(spec, previous, _visitors(published, "comparison_total"),
+                               releaser.access.k)
             result["comparison"] = {
                 "dimensions": earlier[index], "metrics": metrics,
                 "change": [None if now is None or then is None else change(name, now, then)
@@ -129,8 +131,8 @@ def _visitors(published: Published, table: str) -> float | None:
     return parts["visitors"] if parts else None
 
 
-def _metrics(spec: QuerySpec, parts: Parts | None,
-             total: float | None) -> list[float | int | None]:
+def _metrics(spec: QuerySpec, parts: Parts | None, total: float | None,
+             k: int) -> list[float | int | None]:
     if parts is None:
         return [None for _ in spec.metrics]
     values: list[float | int | None] = []
@@ -138,7 +140,7 @@ def _metrics(spec: QuerySpec, parts: Parts | None,
         if name in ("percentage", "conversion_rate") and not total:
             values.append(None)  # the base itself was too small to show
             continue
-        value = metric_value(name, parts, total or 0.0)
+        value = released_value(name, parts, total or 0.0, k)
         # Noise can push a share above the whole: a rate stays within 0..100.
         values.append(min(value, 100) if name in RATES and value is not None else value)
     return values
@@ -147,12 +149,12 @@ def _metrics(spec: QuerySpec, parts: Parts | None,
 def _ordered(spec: QuerySpec, results: list[tuple[Parts | None, dict[str, Any]]]) \
         -> list[dict[str, Any]]:
     """``order_by`` over the released values (the builder's default: time ascending, then
-    visitors descending, then each dimension); suppressed values last."""
+    the first metric descending, then each dimension); suppressed values last."""
     terms: list[tuple[str, bool]] = [(name, direction == "desc")
                                      for name, direction in spec.order_by]
     if not spec.order_by:
         terms += [(name, False) for name in spec.dimensions if name.startswith("time:")]
-        terms.append(("", True))  # the released visitors
+        terms.append((spec.metrics[0], True))
     terms += [(name, False) for name in spec.dimensions]
     ordered = list(results)
     for name, descending in reversed(terms):  # stable sorts, the last term first
@@ -164,14 +166,11 @@ def _ordered(spec: QuerySpec, results: list[tuple[Parts | None, dict[str, Any]]]
 def _sort_value(spec: QuerySpec, name: str, descending: bool,
                 item: tuple[Parts | None, dict[str, Any]]) -> tuple[bool, Any]:
     """A sort key; a suppressed value sorts after every other either way."""
-    noisy, result = item
+    _, result = item
     if name in spec.dimensions:
         value = result["dimensions"][spec.dimensions.index(name)]
         return (False, "" if value is None else str(value))
-    if name == "":
-        value = None if noisy is None else noisy["visitors"]
-    else:
-        value = result["metrics"][spec.metrics.index(name)]
+    value = result["metrics"][spec.metrics.index(name)]
     if value is None:
         return (not descending, 0)
     return (descending, value)
