@@ -41,6 +41,7 @@ DAY0 = [day(0).isoformat()] * 2
 DAY1 = [day(1).isoformat()] * 2
 MOBILE = {"device": "mobile", "screen": "mobile"}
 SIGNUP = ["is", "event:goal", ["Signup"]]
+NOISELESS = 1e6  # an epsilon whose noise rounds away
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -338,10 +339,12 @@ def test_comparison_periods_as_plausible_picks_them() -> None:
 # Share links
 
 
-def _releaser(store: Store, k: int) -> Releaser:
+def _releaser(store: Store, k: int, epsilon: float = 1.0) -> Releaser:
+    """A share token's releaser; a huge ``epsilon`` makes the noise negligible, so that a
+    test sees the rules applied to the counts themselves."""
     clock = NOW.timestamp
-    return Releaser(ShareAccess(f"semantics-{k}", k, 1.0, 1000.0), b"s" * 32,
-                    PrivacyBudget(store, clock), ReleaseCache(clock))
+    return Releaser(ShareAccess(f"semantics-{k}-{epsilon}", k, epsilon, 1000 * epsilon),
+                    b"s" * 32, PrivacyBudget(store, clock), ReleaseCache(clock))
 
 
 def test_share_links_suppress_behavioral_filters_under_k(store: Store) -> None:
@@ -383,13 +386,17 @@ def test_share_links_show_no_figure_of_fewer_than_k_entries_or_group_members(
         store: Store) -> None:
     # Three visitors saw /pricing, only two entered there: with k = 3 the page's visitors
     # are shown, its entry visits' bounce rate and duration are not.
-    pricing = report(store, releaser=_releaser(store, 3), dimensions=["event:page"],
+    pricing = report(store, releaser=_releaser(store, 3, NOISELESS), dimensions=["event:page"],
                      metrics=["visitors", "bounce_rate", "visit_duration"],
                      filters=[["is", "event:page", ["/pricing"]]]).results
-    assert pricing[0]["metrics"][0] is not None and pricing[0]["metrics"][1:] == [None, None]
-    filtered = report(store, releaser=_releaser(store, 3), metrics=["visitors", "bounce_rate"],
+    assert pricing[0]["metrics"] == [3, None, None]
+    filtered = report(store, releaser=_releaser(store, 3, NOISELESS),
+                      metrics=["visitors", "bounce_rate"],
                       filters=[["is", "event:page", ["/pricing"]]]).results
-    assert filtered[0]["metrics"][1] is None
+    assert filtered[0]["metrics"] == [3, None]
+    entered = report(store, releaser=_releaser(store, 2, NOISELESS), metrics=["bounce_rate"],
+                     filters=[["is", "event:page", ["/pricing"]]])
+    assert entered.results[0]["metrics"] == [50]
 
 
 def test_share_links_bound_the_second_queries_too() -> None:
@@ -411,3 +418,16 @@ def test_share_links_order_by_the_first_released_metric(store: Store) -> None:
                    dimensions=["event:page"]).results
     released = [row["metrics"][0] for row in found]
     assert len(found) == 5 and released == sorted(released, reverse=True)
+
+
+def test_share_links_divide_percentage_and_conversion_rate_by_their_own_bases(
+        store: Store) -> None:
+    # A goal filter stays in the percentage's base and leaves the conversion rate's: with
+    # both asked, the mobile row's percentage is of converting visitors (1 of 2), its
+    # conversion rate of all visitors (1 of 6), each from its own released base.
+    body: dict[str, Any] = {"dimensions": ["visit:device"], "filters": [SIGNUP],
+                            "metrics": ["visitors", "percentage", "conversion_rate"]}
+    exact = [row["metrics"] for row in report(store, **body).results]
+    assert exact == [[1, 50.0, 16.7], [1, 50.0, 16.7]]
+    released = report(store, releaser=_releaser(store, 1, NOISELESS), **body).results
+    assert [row["metrics"] for row in released] == exact

@@ -242,13 +242,15 @@ def _exact(reading: _Reading, spec: QuerySpec, period: DateRange, previous: Date
     """A share token's report before release: every row (no page), visitors bounded."""
     rows = _counted(reading, spec, period, chosen, {}, paginate=False)
     rows = filled(spec, rows, period, reading.context.timezone)
-    exact = ExactReport(rows, _released_components(spec, chosen),
-                        _total_visitors(reading, spec, period) if _needs_total(spec) else None)
+    total, conversion = _share_bases(reading, spec, period)
+    exact = ExactReport(rows, _released_components(spec, chosen), total,
+                        conversion_total=conversion)
     if previous is None:
         return exact
     earlier, _ = _comparison(reading, spec, period, previous, rows)
-    total = _total_visitors(reading, spec, previous) if _needs_total(spec) else None
-    return dataclasses.replace(exact, comparison=earlier, comparison_total=total)
+    total, conversion = _share_bases(reading, spec, previous)
+    return dataclasses.replace(exact, comparison=earlier, comparison_total=total,
+                               comparison_conversion_total=conversion)
 
 
 def _validate(spec: QuerySpec, context: SiteContext) -> None:
@@ -320,10 +322,6 @@ def _values(spec: QuerySpec, parts: dict[str, float],
     return [metric_value(name, parts, base_of(name, parts, bases)) for name in spec.metrics]
 
 
-def _needs_total(spec: QuerySpec) -> bool:
-    return bool({"percentage", "conversion_rate"} & set(spec.metrics))
-
-
 def _bases(reading: _Reading, spec: QuerySpec, period: DateRange) -> dict[str, float]:
     """The period's visitors each share metric divides by: all of the query's filters for
     percentage, none of its top-level goal and custom property filters for conversion_rate
@@ -337,13 +335,15 @@ def _bases(reading: _Reading, spec: QuerySpec, period: DateRange) -> dict[str, f
     return bases
 
 
-def _total_visitors(reading: _Reading, spec: QuerySpec, period: DateRange) -> float:
-    """A share token's one base, that of conversion_rate when asked, else percentage's."""
-    if not _needs_total(spec):
-        return 0.0
-    filters = without_conversion_filters(spec.filters) if "conversion_rate" in spec.metrics \
-        else spec.filters
-    return _visitors(reading, spec, period, filters)
+def _share_bases(reading: _Reading, spec: QuerySpec,
+                 period: DateRange) -> tuple[float | None, float | None]:
+    """A share token's bases before release: the period's visitors (percentage's, or the
+    conversion rate's when it is the only one asked) and, with both, the conversion
+    rate's apart."""
+    bases = _bases(reading, spec, period)
+    if "percentage" in bases:
+        return bases["percentage"], bases.get("conversion_rate")
+    return bases.get("conversion_rate"), None
 
 
 def _visitors(reading: _Reading, spec: QuerySpec, period: DateRange,

@@ -35,6 +35,10 @@ class ExactReport:
     total: float | None  # visitors of the period, when a metric divides by them
     comparison: list[Row] | None = None  # per row: the previous period's dims and parts
     comparison_total: float | None = None
+    # With both percentage and conversion_rate: the conversion rate's own base (visitors
+    # without the goal and property filters); ``total`` is then the percentage's.
+    conversion_total: float | None = None
+    comparison_conversion_total: float | None = None
 
 
 def filled(spec: QuerySpec, rows: list[Row], period: DateRange, timezone: str) -> list[Row]:
@@ -55,7 +59,7 @@ def question(spec: QuerySpec, period: DateRange, previous: DateRange | None,
             "previous": [previous.start.isoformat(), previous.end.isoformat()]
             if previous else None,
             "dimensions": list(spec.dimensions), "components": list(components),
-            "totals": bool({"percentage", "conversion_rate"} & set(spec.metrics)),
+            "totals": sorted({"percentage", "conversion_rate"} & set(spec.metrics)),
             "filters": sorted(_normalised(item) for item in spec.filters)}
 
 
@@ -77,7 +81,7 @@ def release(spec: QuerySpec, releaser: Releaser, asked: dict[str, Any],
     tables = [Table("rows", [(_key(dims), parts) for dims, parts in exact.rows],
                     exact.components, rows_per_visitor)]
     if exact.total is not None:
-        tables.append(Table("total", [((), {"visitors": exact.total})], ("visitors",), 1))
+        tables.append(_total_table("total", exact.total, exact.conversion_total))
     earlier = None
     if exact.comparison is not None:
         earlier = [dims for dims, _ in exact.comparison]
@@ -85,15 +89,23 @@ def release(spec: QuerySpec, releaser: Releaser, asked: dict[str, Any],
                                            in zip(exact.rows, exact.comparison)],
                             exact.components, rows_per_visitor))
         if exact.comparison_total is not None:
-            tables.append(Table("comparison_total",
-                                [((), {"visitors": exact.comparison_total})], ("visitors",), 1))
+            tables.append(_total_table("comparison_total", exact.comparison_total,
+                                       exact.comparison_conversion_total))
     return releaser.publish(asked, tables, shape=earlier)
+
+
+def _total_table(name: str, total: float, conversion: float | None) -> Table:
+    """The period's visitors (and the conversion rate's own base, when apart): one row
+    each visitor counts in once."""
+    parts = {"visitors": total, **({"conversion": conversion} if conversion is not None
+                                   else {})}
+    return Table(name, [((), parts)], tuple(parts), 1, row_bounds={part: 1 for part in parts})
 
 
 def share_results(spec: QuerySpec, releaser: Releaser,
                   published: Published) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The results ``published`` holds (ordered, one page) and the meta they add."""
-    total = _visitors(published, "total")
+    total = _bases(published, "total")
     earlier: list[list[Any]] | None = published.shape
     results = []
     for index, key in enumerate(published.tables["rows"]):
@@ -102,7 +114,7 @@ def share_results(spec: QuerySpec, releaser: Releaser,
                                   "metrics": _metrics(spec, noisy, total, releaser.access.k)}
         if earlier is not None:
             previous = published.row("comparison", key)
-            metrics = _metrics(spec, previous, _visitors(published, "comparison_total"),
+            metrics = _metrics(spec, previous, _bases(published, "comparison_total"),
                                releaser.access.k)
             result["comparison"] = {
                 "dimensions": earlier[index], "metrics": metrics,
@@ -124,23 +136,26 @@ def _key(dims: Sequence[Any]) -> Key:
     return tuple(dims)
 
 
-def _visitors(published: Published, table: str) -> float | None:
-    if table not in published.tables:
-        return None
-    parts = published.row(table, ())
-    return parts["visitors"] if parts else None
+def _bases(published: Published, table: str) -> dict[str, float]:
+    """What percentage and conversion_rate divide by, as ``table`` released them (none
+    for a base suppressed or not asked)."""
+    parts = published.row(table, ()) if table in published.tables else None
+    if not parts:
+        return {}
+    return {"percentage": parts["visitors"],
+            "conversion_rate": parts.get("conversion", parts["visitors"])}
 
 
-def _metrics(spec: QuerySpec, parts: Parts | None, total: float | None,
+def _metrics(spec: QuerySpec, parts: Parts | None, bases: dict[str, float],
              k: int) -> list[float | int | None]:
     if parts is None:
         return [None for _ in spec.metrics]
     values: list[float | int | None] = []
     for name in spec.metrics:
-        if name in ("percentage", "conversion_rate") and not total:
+        if name in ("percentage", "conversion_rate") and not bases.get(name):
             values.append(None)  # the base itself was too small to show
             continue
-        value = released_value(name, parts, total or 0.0, k)
+        value = released_value(name, parts, bases.get(name, 0.0), k)
         # Noise can push a share above the whole: a rate stays within 0..100.
         values.append(min(value, 100) if name in RATES and value is not None else value)
     return values
