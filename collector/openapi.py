@@ -18,7 +18,13 @@ from collector import __version__
 from collector.drops import REASONS
 from collector.reports.drops_report import TIME_DIMENSIONS
 from collector.reports.metrics import METRICS
-from collector.reports.request import FILTER_OPERATORS, LOGICAL_OPERATORS, MAX_LIMIT
+from collector.reports.request import (
+    BEHAVIORAL_OPERATORS,
+    COMPARISON_MODES,
+    FILTER_OPERATORS,
+    LOGICAL_OPERATORS,
+    MAX_LIMIT,
+)
 from collector.reports.v1_params import INTERVALS, MAX_BREAKDOWN_LIMIT, PERIODS
 
 JSON = "application/json"
@@ -128,9 +134,11 @@ SCHEMAS: dict[str, Schema] = {
     "Filter": {
         "type": "array",
         "description": "[operator, dimension, [values]] (a 4th element may be "
-                       '{"case_sensitive": false}), [and|or, [filters]] or [not, filter]. '
+                       '{"case_sensitive": false}), [and|or, [filters]], [not, filter] or '
+                       "[has_done|has_not_done, filter]. "
                        "The whole request schema: collector/reports/query_schema.json.",
-        "prefixItems": [{"enum": [*FILTER_OPERATORS, *LOGICAL_OPERATORS]}],
+        "prefixItems": [{"enum": [*FILTER_OPERATORS, *LOGICAL_OPERATORS,
+                                  *BEHAVIORAL_OPERATORS]}],
         "minItems": 2,
         "maxItems": 4,
     },
@@ -155,6 +163,12 @@ SCHEMAS: dict[str, Schema] = {
                 "offset": {"type": "integer", "minimum": 0}}},
             "include": {"type": "object", "properties": {
                 "comparison": {"enum": ["previous_period", False, None]},
+                "comparisons": {"type": ["object", "null"], "properties": {
+                    "mode": {"enum": list(COMPARISON_MODES)},
+                    "date_range": {"type": "array", "items": {"type": "string",
+                                                              "format": "date"},
+                                   "minItems": 2, "maxItems": 2},
+                    "match_day_of_week": {"type": "boolean"}}},
                 "time_labels": {"type": "boolean"},
                 "total_rows": {"type": "boolean"},
                 "imports": {"type": "boolean"},
