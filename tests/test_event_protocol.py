@@ -219,3 +219,32 @@ def test_a_client_gone_mid_body_records_nothing(
         time.sleep(0.2)
     time.sleep(0.2)
     assert stored(app, store, "gone.test") == 0
+
+
+def test_queued_answers_go_out_before_the_400_of_a_malformed_request(
+        app: CollectorApp, store: Store, port: int) -> None:
+    # Answers wait for the end of the loop turn; uvicorn writes its 400 for bytes that are
+    # no HTTP at once. The earlier requests' answers must still come first.
+    with connect(port) as connection:
+        connection.sendall(post(event("order.test", "/1")) + post(event("order.test", "/2"))
+                           + b"NOT HTTP AT ALL\r\n\r\n")
+        responses = Responses(connection)
+        assert [responses.next()[0] for _ in range(3)] == [202, 202, 400]
+        assert responses.closed()
+    assert stored(app, store, "order.test") == 2
+
+
+def test_connections_answered_in_one_loop_turn_each_get_their_own_answer(
+        app: CollectorApp, store: Store, port: int) -> None:
+    connections = [connect(port) for _ in range(24)]
+    try:
+        for number, connection in enumerate(connections):  # all in before any is read
+            connection.sendall(post(event("turn.test", f"/{number}")))
+        for connection in connections:
+            status, headers, body = Responses(connection).next()
+            assert (status, body) == (202, b"ok")
+            assert headers["content-length"] == "2"
+    finally:
+        for connection in connections:
+            connection.close()
+    assert stored(app, store, "turn.test") == 24
