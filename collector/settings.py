@@ -235,9 +235,9 @@ class Settings:
     max_connections: int = _setting(
         2000, "Open connections at which new requests get 503 until some close.", SIZE)
     visit_cache_bytes: int = _setting(
-        256 * 1024 * 1024, "Memory the ongoing visits may hold (estimated); beyond it, or "
-        "beyond 200,000 visits, the least recent are forgotten and their next event starts "
-        "a new visit.", _whole_number(1024 * 1024))
+        256 * 1024 * 1024, "Memory the ongoing visits may hold (estimated, about 1.3 KB "
+        "each: 256 MiB holds about 200,000); beyond it the least recent are forgotten and "
+        "their next event starts a new visit.", _whole_number(1024 * 1024))
     flush_interval: float = _setting(1.0, "Seconds between writer flushes.",
                                      Parser("a number of seconds above 0", _seconds))
     flush_rows: int = _setting(20000, "Flush as soon as this many rows are buffered.", SIZE)

@@ -34,7 +34,6 @@ from collector.schema import VISIT_ATTRIBUTES
 __all__ = ["VISIT_COLUMNS", "VisitTracker", "visit_id_of"]
 
 VISIT_TIMEOUT_MS = 30 * 60 * 1000
-DEFAULT_MAX_VISITS = 200_000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 PAGEVIEW = "pageview"
 ENGAGEMENT = "engagement"
@@ -137,16 +136,19 @@ def visit_id_of(site: str, visitor: int, start_ms: int) -> int:
 class VisitTracker:
     """Assigns events to visits and produces the collapsing rows of the ``visits`` table.
 
-    The cache holds at most ``max_visits`` visits and about ``max_bytes`` bytes (an
-    estimate from the visits' strings); beyond either, the least recent visits are
-    forgotten, and their visitors' next events start new visits.
+    The cache holds about ``max_bytes`` bytes (an estimate from the visits' strings
+    and ``VISIT_OVERHEAD_BYTES`` each), so at most ``max_bytes // VISIT_OVERHEAD_BYTES``
+    visits, and at most ``max_visits`` when given (tests); beyond that the least recent
+    visits are forgotten, and their visitors' next events start new visits.
     """
 
-    def __init__(self, timeout_ms: int = VISIT_TIMEOUT_MS,
-                 max_visits: int = DEFAULT_MAX_VISITS,
+    def __init__(self, timeout_ms: int = VISIT_TIMEOUT_MS, max_visits: int | None = None,
                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._timeout_ms = timeout_ms
-        self._max_visits = max_visits
+        # The memory setting alone decides how many visits fit: a fixed count would
+        # forget visits early on a collector given more memory for them.
+        self._max_visits = max_bytes // VISIT_OVERHEAD_BYTES if max_visits is None \
+            else max_visits
         self._max_bytes = max_bytes
         self._visits: OrderedDict[tuple[str, int], _Visit] = OrderedDict()
         self._bytes = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collector.storage import Store
-from collector.visits import VISIT_COLUMNS, VisitTracker, visit_id_of
+from collector.visits import VISIT_COLUMNS, VISIT_OVERHEAD_BYTES, VisitTracker, visit_id_of
 from tests.reporting_data import at, make_event, store_events
 
 MINUTE = 60_000
@@ -98,6 +98,21 @@ def test_cache_is_bounded_and_forgets_expired_visits() -> None:
     assert len(tracker) == 3
     tracker.track(make_event(31 * MINUTE + 10, 99))
     assert len(tracker) == 1
+
+
+def test_the_memory_bound_alone_decides_how_many_visits_fit() -> None:
+    # No fixed count: given the memory, more than the old fixed 200,000 visits are kept;
+    # given less, fewer, and never more than the memory holds.
+    roomy = VisitTracker(max_bytes=1024 * 1024 * 1024)
+    for visitor in range(210_000):
+        roomy.track(make_event(visitor, visitor))
+    assert len(roomy) == 210_000
+    tight = VisitTracker(max_bytes=1024 * 1024)
+    for visitor in range(5000):
+        tight.track(make_event(visitor, visitor))
+    assert tight.estimated_bytes <= 1024 * 1024
+    most = 1024 * 1024 // VISIT_OVERHEAD_BYTES
+    assert most // 2 < len(tight) < most
 
 
 def test_sign_sums_in_clickhouse_equal_the_final_visits(store: Store) -> None:
