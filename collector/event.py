@@ -90,6 +90,7 @@ class VisitRow(NamedTuple):
     isp: str
     sign: int  # +1 a state, -1 the cancellation of the previous one
     version: int
+    exit_hostname: str  # the host of the last page, as ``exit_page`` is its path
 
 
 def _stored_names(fields: tuple[str, ...]) -> tuple[str, ...]:

@@ -136,6 +136,8 @@ VISITS_TABLE: tuple[Column, ...] = (
     # The engine's own columns keep the default codec: ClickHouse forbids altering them.
     Column("sign", "Int8", "visits", DEFAULT_CODEC),  # +1 a visit state, -1 its cancellation
     Column("version", "UInt32", "visits", DEFAULT_CODEC),
+    # The host of the visit's last page: like the exit page, it changes within a visit.
+    Column("exit_hostname", LOW_CARDINALITY, "visits", dimension="visit:exit_page_hostname"),
 )
 
 TABLES: dict[str, tuple[Column, ...]] = {"events": EVENTS_TABLE, "visits": VISITS_TABLE}

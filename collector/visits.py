@@ -39,14 +39,16 @@ PAGEVIEW = "pageview"
 ENGAGEMENT = "engagement"
 
 # A visit row is the tracker's state (these fields, in this order), the attributes of
-# its first event (and the channel derived from them), then sign and version. The
+# its first event (and the channel derived from them), then sign, version and the exit
+# page's host (a column added later, so at the end: see collector.schema). The
 # layout is checked against ``VisitRow`` here, so the row can be built from tuples on
 # the ingest path (a 35-keyword call per event costs more than the rest of tracking)
 # while every attribute is still taken from the event by name.
 _STATE = ("site", "visitor", "visit", "start_time_ms", "duration", "pageviews", "events",
           "interactive_events", "is_bounce", "engaged_ms", "entry_page", "exit_page")
-_ATTRIBUTES = VisitRow._fields[len(_STATE):-2]
-if VisitRow._fields[:len(_STATE)] != _STATE or VisitRow._fields[-2:] != ("sign", "version") \
+_TAIL = ("sign", "version", "exit_hostname")
+_ATTRIBUTES = VisitRow._fields[len(_STATE):-len(_TAIL)]
+if VisitRow._fields[:len(_STATE)] != _STATE or VisitRow._fields[-len(_TAIL):] != _TAIL \
         or set(_ATTRIBUTES) != {column.name for column in VISIT_ATTRIBUTES} | {"channel"}:
     raise ImportError("collector.visits: VisitRow no longer has the layout the tracker builds")
 _CHANNEL_AT = _ATTRIBUTES.index("channel")
@@ -54,7 +56,7 @@ _first_event_attributes = itemgetter(*(Event._fields.index(name) for name in _AT
                                        if name != "channel"))
 _TEXT_FROM = _STATE.index("entry_page")  # entry page, exit page, then the attributes
 _ATTRIBUTES_FROM = len(_STATE)
-_SIGN = len(VisitRow._fields) - 2
+_SIGN = VisitRow._fields.index("sign")
 _VISIT_AT = Event._fields.index("visit")
 if any(get_type_hints(VisitRow)[name] is not str for name in VisitRow._fields[_TEXT_FROM:_SIGN]):
     raise ImportError("collector.visits: a visit attribute is no longer a string")
@@ -88,13 +90,13 @@ def _opening_row(event: Event, visit_id: int) -> VisitRow:
     return VisitRow._make((  # in the order of _STATE, checked above
         event.site, event.visitor, visit_id, event.timestamp_ms, 0, int(pageview), 1,
         interactive, int(pageview), 0, event.pathname, event.pathname,  # a bounce so far
-        *copied[:_CHANNEL_AT], channel, *copied[_CHANNEL_AT:], 1, 0))
+        *copied[:_CHANNEL_AT], channel, *copied[_CHANNEL_AT:], 1, 0, event.hostname))
 
 
 def _continued_row(row: VisitRow, end_ms: int, event: Event) -> VisitRow:
     """The next state of the visit in ``row`` once ``event`` (ending at ``end_ms``) is in."""
     pageviews, events, interactive = row.pageviews, row.events, row.interactive_events
-    engaged_ms, exit_page = row.engaged_ms, row.exit_page
+    engaged_ms, exit_page, exit_hostname = row.engaged_ms, row.exit_page, row.exit_hostname
     if event.name == ENGAGEMENT:
         # Saturating: time on the visit's pages outgrows its span by one report at most,
         # and never wraps the UInt32 column.
@@ -104,7 +106,7 @@ def _continued_row(row: VisitRow, end_ms: int, event: Event) -> VisitRow:
         events += 1
         if event.name == PAGEVIEW:
             pageviews += 1
-            exit_page = event.pathname
+            exit_page, exit_hostname = event.pathname, event.hostname
         elif event.interactive:
             interactive += 1
     # The tracker's engagement time is better than the gap between hits when it is longer.
@@ -112,7 +114,7 @@ def _continued_row(row: VisitRow, end_ms: int, event: Event) -> VisitRow:
     return VisitRow._make((
         row.site, row.visitor, row.visit, row.start_time_ms, duration, pageviews, events,
         interactive, int(pageviews == 1 and interactive == 0), engaged_ms, row.entry_page,
-        exit_page, *row[_ATTRIBUTES_FROM:_SIGN], 1, row.version + 1))
+        exit_page, *row[_ATTRIBUTES_FROM:_SIGN], 1, row.version + 1, exit_hostname))
 
 
 def _with_visit(event: Event, visit_id: int) -> Event:
@@ -178,7 +180,7 @@ class VisitTracker:
                 return event, []
             return self._start(key, event)
         previous = current.row
-        cancelled = VisitRow._make((*previous[:_SIGN], -1, previous.version))
+        cancelled = VisitRow._make((*previous[:_SIGN], -1, *previous[_SIGN + 1:]))
         current.end_ms = max(current.end_ms, event.timestamp_ms)
         current.row = _continued_row(previous, current.end_ms, event)
         if current.row.exit_page is not previous.exit_page:

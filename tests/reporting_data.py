@@ -56,12 +56,15 @@ def make_event(timestamp_ms: int, visitor: int, page: str = "/", name: str = "pa
 
 # The events columns of a store migrated to before 0010 (which added the revenue ones).
 COLUMNS_BEFORE_REVENUE = tuple(name for name in EVENT_COLUMNS if not name.startswith("revenue_"))
+VISIT_COLUMNS_BEFORE_EXIT_HOST = tuple(name for name in VISIT_COLUMNS if name != "exit_hostname")
 
 
 def store_events(store: Store, events: Iterable[Event], tracker: VisitTracker | None = None,
-                 event_columns: tuple[str, ...] = EVENT_COLUMNS) -> list[Event]:
+                 event_columns: tuple[str, ...] = EVENT_COLUMNS,
+                 visit_columns: tuple[str, ...] = VISIT_COLUMNS) -> list[Event]:
     """Track ``events`` (in time order) into visits and insert both tables like the writer
-    (only ``event_columns`` of events: a store migrated part of the way has fewer)."""
+    (only ``event_columns`` of events and ``visit_columns`` of visits: a store migrated
+    part of the way has fewer)."""
     tracker = tracker or VisitTracker()
     tracked: list[Event] = []
     visit_rows: list[tuple[object, ...]] = []
@@ -74,7 +77,9 @@ def store_events(store: Store, events: Iterable[Event], tracker: VisitTracker | 
                    if name in event_columns]
         store.insert_columns("events", event_columns, columns)
     if visit_rows:
-        store.insert_columns("visits", VISIT_COLUMNS, list(zip(*visit_rows)))
+        columns = [values for name, values in zip(VISIT_COLUMNS, zip(*visit_rows))
+                   if name in visit_columns]
+        store.insert_columns("visits", visit_columns, columns)
     return tracked
 
 

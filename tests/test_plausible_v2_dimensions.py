@@ -310,3 +310,17 @@ def test_entry_page_hostname(ingested: TestClient, store: Store) -> None:
                        dimensions=["event:hostname"],
                        filters=[["is", "visit:entry_page_hostname", [f"blog.{HOSTS_SITE}"]]]) \
         == {f"blog.{HOSTS_SITE}": 1, f"shop.{HOSTS_SITE}": 1}
+
+
+def test_exit_page_hostname(ingested: TestClient, store: Store) -> None:
+    # The blog reader left from the shop, as the shopper did: the exit host follows the
+    # visit's last page, where the entry host stays its first.
+    assert _site_query(ingested, store, HOSTS_SITE,
+                       dimensions=["visit:exit_page_hostname"]) == {f"shop.{HOSTS_SITE}": 2}
+    assert _site_query(ingested, store, HOSTS_SITE, metrics=["visits"],
+                       dimensions=["visit:entry_page_hostname"],
+                       filters=[["is", "visit:exit_page_hostname", [f"shop.{HOSTS_SITE}"]]]) \
+        == {f"blog.{HOSTS_SITE}": 1, f"shop.{HOSTS_SITE}": 1}
+    assert _site_query(ingested, store, HOSTS_SITE, dimensions=["visit:exit_page_hostname"],
+                       filters=[["is", "visit:exit_page_hostname", [f"blog.{HOSTS_SITE}"]]]) \
+        == {}

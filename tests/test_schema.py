@@ -24,6 +24,7 @@ from tests.conftest import fresh_database_name
 from tests.reporting_data import (
     COLUMNS_BEFORE_REVENUE,
     SITE,
+    VISIT_COLUMNS_BEFORE_EXIT_HOST,
     day,
     sample_site_events,
     store_events,
@@ -80,7 +81,8 @@ def test_a_store_migrates_forward_with_its_traffic(scratch: Store,
     """Traffic stored before the leaner store (0006) reports the same after it: from the
     raw tables, and from the rollups, including visit:screen, backfilled by 0006."""
     migrate(scratch, up_to=5)
-    store_events(scratch, sample_site_events(), event_columns=COLUMNS_BEFORE_REVENUE)
+    store_events(scratch, sample_site_events(), event_columns=COLUMNS_BEFORE_REVENUE,
+                 visit_columns=VISIT_COLUMNS_BEFORE_EXIT_HOST)
     # Before the channel fix, ingest stored direct visits as "Referral".
     scratch.command("ALTER TABLE visits UPDATE channel = 'Referral' WHERE channel = 'Direct'",
                     settings={"mutations_sync": 2})

@@ -106,6 +106,7 @@ def test_the_lean_rollups_migration_rolls_up_stored_traffic(engine_url: str) -> 
     from tests.reporting_data import (
         COLUMNS_BEFORE_REVENUE,
         SITE,
+        VISIT_COLUMNS_BEFORE_EXIT_HOST,
         at,
         make_event,
         sample_site_events,
@@ -115,9 +116,11 @@ def test_the_lean_rollups_migration_rolls_up_stored_traffic(engine_url: str) -> 
     other = open_store(engine_url, fresh_database_name("backfill"))
     migrate(other, up_to=4)
     # stored under the old rollups, then after them (through the views); 0010 is not applied
-    store_events(other, sample_site_events(), event_columns=COLUMNS_BEFORE_REVENUE)
+    store_events(other, sample_site_events(), event_columns=COLUMNS_BEFORE_REVENUE,
+                 visit_columns=VISIT_COLUMNS_BEFORE_EXIT_HOST)
     assert migrate(other, up_to=5) == ["0005_lean_rollups.sql"]
-    store_events(other, [make_event(at("09:00", 3), 7)], event_columns=COLUMNS_BEFORE_REVENUE)
+    store_events(other, [make_event(at("09:00", 3), 7)], event_columns=COLUMNS_BEFORE_REVENUE,
+                 visit_columns=VISIT_COLUMNS_BEFORE_EXIT_HOST)
 
     def raw_and_rolled_up() -> tuple[list[tuple[int, ...]], ...]:
         return (other.rows("SELECT sum(sign), sum(sign * pageviews), sum(sign * is_bounce) "

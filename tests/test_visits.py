@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collector.event import VisitRow
 from collector.storage import Store
 from collector.visits import VISIT_COLUMNS, VISIT_OVERHEAD_BYTES, VisitTracker, visit_id_of
 from tests.reporting_data import at, make_event, store_events
@@ -9,9 +10,9 @@ from tests.reporting_data import at, make_event, store_events
 MINUTE = 60_000
 
 
-def _state(rows: list[tuple[object, ...]]) -> dict[str, object]:
+def _state(rows: list[VisitRow]) -> dict[str, object]:
     """The latest +1 row as a dict."""
-    return dict(zip(VISIT_COLUMNS, [row for row in rows if row[-2] == 1][-1]))
+    return dict(zip(VISIT_COLUMNS, [row for row in rows if row.sign == 1][-1]))
 
 
 def test_events_within_thirty_minutes_share_a_visit() -> None:
@@ -45,9 +46,11 @@ def test_an_update_cancels_the_previous_state_then_writes_the_new_one() -> None:
     tracker = VisitTracker()
     _, opening = tracker.track(make_event(1000, 3, "/a"))
     _, update = tracker.track(make_event(5000, 3, "/b"))
-    assert [row[-2] for row in update] == [-1, 1]
-    assert update[0][:-2] == opening[0][:-2]  # the cancel row repeats the old state exactly
-    assert (update[0][-1], update[1][-1]) == (0, 1)  # versions
+    assert [row.sign for row in update] == [-1, 1]
+    # The cancel row repeats the old state exactly, with its version.
+    assert update[0]._replace(sign=1) == opening[0]
+    assert (update[0].version, update[1].version) == (0, 1)
+    assert update[1].exit_page == "/b" and update[1].exit_hostname == "example.com"
 
 
 def test_interactive_custom_event_unbounces_but_non_interactive_does_not() -> None:

@@ -61,7 +61,7 @@ def _groups(settings: Settings, geo_database: Path | None) -> list[dict[str, Any
     return [
         _group("page", f"the page: host name and path, without query string or fragment, "
                        f"{scrubbed}, cut at {settings.max_path_length} characters",
-               "hostname", "pathname", "entry_page", "exit_page"),
+               "hostname", "pathname", "entry_page", "exit_page", "exit_hostname"),
         _group("referrer", "the referring site (host and path, no query string) and its "
                            "kind (search, social, e-mail, AI assistant, other site)",
                "referrer", "referrer_source", "referrer_medium", "channel"),

@@ -66,6 +66,10 @@ DAY_SECONDS = 86400
 VISIT_SPAN_MARGIN = timedelta(days=1)
 
 
+# The visit's last page changes within a visit: only the collapsed visits (FINAL) have it.
+EXIT_DIMENSIONS = frozenset({"visit:exit_page", "visit:exit_page_hostname"})
+
+
 @dataclass(frozen=True)
 class SiteContext:
     site: str
@@ -180,8 +184,8 @@ def plan(spec: QuerySpec, period: DateRange, force_raw: bool = False,
         if daily or (level == "visit" and not named):
             return Plan(level, EVENTS_ROLLUP if level == "event" else VISITS_ROLLUP,
                         daily=daily)
-    uses_exit_page = "visit:exit_page" in spec.dimensions or any(
-        leaf.dimension == "visit:exit_page" for leaf in leaves(spec.filters))
+    uses_exit_page = any(name in EXIT_DIMENSIONS for name in spec.dimensions) or any(
+        leaf.dimension in EXIT_DIMENSIONS for leaf in leaves(spec.filters))
     return Plan(level, raw_table_of(level), final=level == "visit" and uses_exit_page)
 
 
@@ -366,7 +370,7 @@ def _filter_sql(item: Filter, level: str, source: str, context: SiteContext,
 def _membership_sql(item: Condition, leaf_level: str, context: SiteContext,
                     period: DateRange, params: Parameters, sample: float | None) -> str:
     table = raw_table_of(leaf_level)
-    final = " FINAL" if item.dimension == "visit:exit_page" else ""
+    final = " FINAL" if item.dimension in EXIT_DIMENSIONS else ""
     if sample is not None:
         # Both raw tables sample by visitor: the outer query's visits are all in the same
         # sample of the other table, so the lookup reads only that sample too.

@@ -262,6 +262,7 @@ VISIT_EXPRESSIONS = {
     "pageviews": "pageviews", "events": "pageviews + customs", "interactive_events": "customs",
     "is_bounce": "pageviews = 1 AND customs = 0", "engaged_ms": "0",
     "entry_page": "pages[1]", "exit_page": "pages[-1]", "hostname": "{site:String}",
+    "exit_hostname": "{site:String}",
     "channel": "{channels:Array(String)}[s]", "sign": "1", "version": "0",
 }
 EVENT_EXPRESSIONS = {
