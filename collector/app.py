@@ -153,8 +153,13 @@ class CollectorApp(Starlette):
 
     def answer_event_request(self, raw_headers: list[tuple[bytes, bytes]], peer: str | None,
                              body: bytes) -> Answer:
-        """The answer to an event request read by ``collector.event_protocol``."""
-        return answer_event(self.state, decoded_headers(raw_headers), peer, body)
+        """The answer to an event request read by ``collector.event_protocol``, to be sent
+        after ``commit_events``: its rows are staged for the next group write."""
+        return answer_event(self.state, decoded_headers(raw_headers), peer, body, staged=True)
+
+    def commit_events(self) -> None:
+        """Write the staged rows of the events answered since the last call (one write)."""
+        self.state.writer.commit()
 
     def event_answered(self, scope: Mapping[str, Any], status: int, started: float) -> None:
         """Count and log an answered event, whichever path answered it."""

@@ -30,12 +30,13 @@ class Recorder:
         self.drops = drops
 
     def record(self, incoming: IncomingEvent, peer: str | None, headers: Mapping[str, str],
-               size: int = 0) -> Dropped | None:
+               size: int = 0, staged: bool = False) -> Dropped | None:
         """Buffer the request's events and visit rows; why not, when it is dropped (and
         counted: ``collector.drops``).
 
         Raises ``OverloadedError`` (nothing of the request kept) when the buffer is full.
-        On return the rows are in the writer's write-ahead log: the request may be answered.
+        On return the rows are in the writer's write-ahead log: the request may be answered
+        (with ``staged``, once ``Writer.commit`` returns).
         """
         outcome = self.pipeline.process(incoming, peer, headers)
         if isinstance(outcome, Dropped):
@@ -54,5 +55,5 @@ class Recorder:
             events.append(tracked)
             visit_rows.extend(rows)
         self.writer.add({"events": events, "visits": visit_rows},
-                        size or ROW_SIZE_ESTIMATE * len(events))
+                        size or ROW_SIZE_ESTIMATE * len(events), staged)
         return None

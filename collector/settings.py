@@ -253,7 +253,7 @@ class Settings:
     )
     wal_fsync_interval: float = _setting(
         1.0, "Seconds between fsyncs of the write-ahead log: what a power loss may take "
-        "(0: fsync every request before its answer, several ms each).",
+        "(0: fsync every write before its answers, several ms each).",
         Parser("a number of seconds, 0 or more", _seconds_or_zero),
     )
     wal_max_bytes: int | None = _setting(

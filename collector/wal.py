@@ -3,11 +3,14 @@
 ``DATA_DIR/wal`` holds segment files named ``SEQUENCE-TOKEN.wal``. The active segment
 takes one record per accepted request, appended with ``os.write`` on an ``O_APPEND``
 descriptor, so the rows are in the kernel before the 202 goes out and a process crash
-(SIGKILL, OOM kill) loses nothing answered. When the writer cuts a batch it seals the
-segment: from then on that file *is* the batch — its rows in order, and in its name the
-deduplication token its inserts carry. The file is deleted once ClickHouse has every
-table of it. At startup the segments left are replayed with their tokens, so a batch
-that reached ClickHouse just before a crash is not stored twice.
+(SIGKILL, OOM kill) loses nothing answered. The event protocol stages the records of one
+event-loop turn and writes them in one ``os.write`` (``stage``, ``commit``) before it
+sends their answers: one system call for the turn instead of one per event. When the
+writer cuts a batch it seals the segment: from then on that file *is* the batch — its
+rows in order, and in its name the deduplication token its inserts carry. The file is
+deleted once ClickHouse has every table of it. At startup the segments left are replayed
+with their tokens, so a batch that reached ClickHouse just before a crash is not stored
+twice.
 
 A record is its payload's length, its row count and its CRC-32 (4 bytes each), then the
 payload: the request's rows by table, each table's a ``RowBlock`` (``collector.row_blocks``:
@@ -17,8 +20,8 @@ A crash in mid-append leaves a torn last record, given away by its length or che
 ignored: its request was never answered.
 
 A power loss can take what was appended since the last fsync: a background thread
-fsyncs every ``COLLECTOR_WAL_FSYNC_INTERVAL`` seconds; 0 fsyncs each append before its
-answer (several milliseconds per request on most disks).
+fsyncs every ``COLLECTOR_WAL_FSYNC_INTERVAL`` seconds; 0 fsyncs each write (an append,
+or a loop turn's group) before its answers (several milliseconds on most disks).
 
 Promise: the records hold ``Event``, ``VisitRow`` and drops rows only, already
 anonymized: no IP address, raw user agent or query string can be in them.
@@ -31,6 +34,7 @@ import os
 import re
 import struct
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -52,6 +56,7 @@ SUFFIX = ".wal"
 LOCK_FILE_NAME = "wal.lock"
 _NAME = re.compile(r"(?P<sequence>[0-9]{12})-(?P<token>[0-9A-Za-z]+)\.wal")
 _HEADER = struct.Struct("<III")  # payload length, rows, CRC-32 of the payload
+FAILURE_PAUSE_SECONDS = 1.0  # after a refused group write, new records get 503 this long
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
 
 BlocksByTable = dict[str, RowBlock]
@@ -92,6 +97,9 @@ class WriteAheadLog:
         self._lock = threading.Lock()  # the active segment, the sizes, the descriptors
         self._sync_lock = threading.Lock()
         self._active: _Active | None = None
+        self._staged: list[bytes] = []  # records waiting for the next commit
+        self._staged_rows = 0
+        self._failed_at = 0.0  # monotonic time the disk last refused a staged group
         self._unsynced: list[int] = []  # sealed descriptors, closed once fsynced
         self._dirty = False
         self._directory_dirty = False
@@ -119,27 +127,78 @@ class WriteAheadLog:
         (the record is then cut off again, so the segment stays readable).
         """
         with self._lock:
+            self._refuse_while_failing()
             self.check_room(len(record))
-            active = self._active or self._open_segment()
-            try:
-                if active.torn:
-                    os.ftruncate(active.descriptor, active.size)
-                    active.torn = False
-                if os.write(active.descriptor, record) != len(record):
-                    raise OSError("short write")
-                if self._fsync_interval == 0:
-                    os.fsync(active.descriptor)
-            except OSError as error:
-                _cut_off(active)
-                raise OverloadedError(f"the write-ahead log cannot be written: {error}") from None
-            active.rows += rows
-            active.size += len(record)
+            self._write([record], rows)
+
+    def stage(self, record: bytes, rows: int) -> None:
+        """Take ``record`` for the next ``commit`` (or ``seal``): a group of records costs
+        one write. Its request may be answered only after that ``commit``.
+
+        Raises LogFull when the log has no room, OverloadedError for a second after the
+        disk refused a group.
+        """
+        with self._lock:
+            self._refuse_while_failing()
+            self.check_room(len(record))
+            self._staged.append(record)
+            self._staged_rows += rows
             self.size_bytes += len(record)
-            self._dirty = True
+
+    def commit(self) -> None:
+        """Write the staged records in one piece; then their requests may be answered.
+
+        When the disk refuses, their rows are still in the writer's memory (and their
+        answers go out as accepted): only a crash before the next flush would lose them.
+        New records are refused for a second (503), and the failure is logged.
+        """
+        if not self._staged:
+            return
+        with self._lock:
+            self._write_staged()
+
+    def _write_staged(self) -> None:
+        staged, rows = self._staged, self._staged_rows
+        if not staged:
+            return
+        self._staged, self._staged_rows = [], 0
+        self.size_bytes -= sum(map(len, staged))  # counted again once written
+        try:
+            self._write(staged, rows)
+        except OverloadedError as error:
+            self._failed_at = time.monotonic()
+            logger.error("%s; %d rows are kept in memory only until the next flush, and new "
+                         "events get 503 for a second", error, rows)
+
+    def _refuse_while_failing(self) -> None:
+        if self._failed_at and time.monotonic() - self._failed_at < FAILURE_PAUSE_SECONDS:
+            raise OverloadedError("the write-ahead log cannot be written; retry shortly")
+
+    def _write(self, records: list[bytes], rows: int) -> None:
+        """Append ``records`` to the active segment in one write (the lock is held)."""
+        data = records[0] if len(records) == 1 else b"".join(records)
+        active = self._active or self._open_segment()
+        try:
+            if active.torn:
+                os.ftruncate(active.descriptor, active.size)
+                active.torn = False
+            if os.write(active.descriptor, data) != len(data):
+                raise OSError("short write")
+            if self._fsync_interval == 0:
+                os.fsync(active.descriptor)
+        except OSError as error:
+            _cut_off(active)
+            raise OverloadedError(f"the write-ahead log cannot be written: {error}") from None
+        active.rows += rows
+        active.size += len(data)
+        self.size_bytes += len(data)
+        self._dirty = True
 
     def seal(self) -> Segment | None:
-        """Close the active segment as one batch (None when nothing was appended)."""
+        """Close the active segment as one batch (None when nothing was appended); staged
+        records are written first, as their rows are in the batch being cut."""
         with self._lock:
+            self._write_staged()
             active, self._active = self._active, None
             if active is None:
                 return None

@@ -128,11 +128,13 @@ class Writer:
         about to change state (the visit tracker) for rows it will ``add``."""
         self._refuse_if_full(rows, 0)
 
-    def add(self, rows_by_table: Mapping[str, Sequence[Sequence[Any]]], size: int) -> None:
+    def add(self, rows_by_table: Mapping[str, Sequence[Sequence[Any]]], size: int,
+            staged: bool = False) -> None:
         """Accept rows for one request, all or nothing; ``size`` approximates their bytes.
 
         On return they are in the write-ahead log (when there is one): a process crash
-        no longer loses them.
+        no longer loses them. With ``staged``, only once ``commit`` returns: the caller
+        answers a group of requests after one write (``collector.event_protocol``).
         """
         blocks = {table: encode_rows(rows) for table, rows in rows_by_table.items() if rows}
         count = sum(block.rows for block in blocks.values())
@@ -143,7 +145,7 @@ class Writer:
         with self._lock:
             self._refuse_if_full(count, len(record))
             if log is not None:
-                log.append(record, count)
+                (log.stage if staged else log.append)(record, count)
                 self.stats.log_bytes = log.size_bytes
             accepted = self.stats.accepted
             buffer = self._buffer
@@ -157,6 +159,11 @@ class Writer:
                     or self._buffer_bytes >= self._flush_bytes)
         if full:
             self._wake.set()
+
+    def commit(self) -> None:
+        """Write the staged rows' records to the log (see ``add``)."""
+        if self._log is not None:
+            self._log.commit()
 
     def start(self) -> None:
         self._started = time.monotonic()

@@ -248,3 +248,25 @@ def test_connections_answered_in_one_loop_turn_each_get_their_own_answer(
         for connection in connections:
             connection.close()
     assert stored(app, store, "turn.test") == 24
+
+
+def test_an_answer_leaves_only_once_its_rows_are_in_the_write_ahead_log(
+        app: CollectorApp, store: Store, port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rows are staged, then written for the whole loop turn before the answers go out.
+    wal = app.state.settings.wal_path
+    kept_at_commit: list[bool] = []
+    commit = app.commit_events
+
+    def commit_and_look() -> None:
+        commit()
+        # In the log, or (a batch cut meanwhile takes staged records along) already stored.
+        kept_at_commit.append(
+            any(b"/in-the-log" in path.read_bytes() for path in wal.glob("*.wal"))
+            or bool(store.rows("SELECT 1 FROM events WHERE site = 'wal.test'")))
+
+    monkeypatch.setattr(app, "commit_events", commit_and_look)
+    with connect(port) as connection:
+        connection.sendall(post(event("wal.test", "/in-the-log")))
+        assert Responses(connection).next()[0] == 202
+    assert kept_at_commit[:1] == [True]
+    assert stored(app, store, "wal.test") == 1

@@ -289,6 +289,24 @@ def test_the_log_settings_and_their_deprecated_spool_names(tmp_path: Path) -> No
     assert (both.wal_limit_bytes, both.wal_path) == (7000, Path("/x"))
 
 
+# Ends a script run by ``run_log_script``: the pages of the sealed segment, and whether its
+# size is the log's.
+_PRINT_SEALED = """
+segment = log.seal()
+print([row[6] for row in decoded(log.read(segment)["events"])], segment.size == log.size_bytes)
+log.close()
+"""
+
+
+def run_log_script(script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (then ``_PRINT_SEALED``) in a process of its own: it lowers its file
+    size limit to make the disk refuse a write."""
+    result = subprocess.run([sys.executable, "-c", script + _PRINT_SEALED], capture_output=True,
+                            text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_a_write_the_disk_refuses_is_cut_off(tmp_path: Path) -> None:
     """A short write (here: past the file size limit) leaves no torn record behind."""
     script = textwrap.dedent(f"""
@@ -311,14 +329,69 @@ def test_a_write_the_disk_refuses_is_cut_off(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
         rows = {{"events": encode_rows([sample_event("short.test", "/after")])}}
         log.append(log.encode(rows, 1), 1)
-        segment = log.seal()
-        print([row[6] for row in decoded(log.read(segment)["events"])],
-              segment.size == log.size_bytes)
-        log.close()
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, cwd=Path(__file__).resolve().parents[1])
-    assert result.returncode == 0, result.stderr
+    result = run_log_script(script)
     refused, kept = result.stdout.splitlines()
     assert refused.startswith("refused: the write-ahead log cannot be written")
     assert kept == "['/kept', '/after'] True"
+
+
+def staged_record(log: WriteAheadLog, site: str, page: str) -> bytes:
+    return log.encode({"events": encode_rows([sample_event(site, page)])}, 1)
+
+
+def test_staged_records_are_written_together_by_commit_or_seal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = WriteAheadLog(tmp_path / "wal")
+    writes: list[int] = []
+    write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(len(data)) or write(fd, data))
+    records = [staged_record(log, "group.test", f"/{n}") for n in range(3)]
+    for record in records:
+        log.stage(record, 1)
+    assert not segment_files(tmp_path / "wal")  # nothing is written before the commit
+    log.commit()
+    assert writes == [sum(map(len, records))]  # one write for the group
+    log.commit()
+    assert len(writes) == 1  # nothing staged: no write
+    log.stage(staged_record(log, "group.test", "/sealed"), 1)
+    segment = log.seal()  # a batch being cut takes the staged records with it
+    assert segment is not None and segment.rows == 4 and segment.size == log.size_bytes
+    assert [row[6] for row in read_rows(log, segment)["events"]] == ["/0", "/1", "/2", "/sealed"]
+    log.close()
+
+
+def test_a_group_the_disk_refuses_pauses_new_records_for_a_second(tmp_path: Path) -> None:
+    """A refused group write is cut off; its rows stay in memory (the writer has them) and
+    new records get 503 for a second, then the log takes them again."""
+    script = textwrap.dedent(f"""
+        import resource, time
+        from pathlib import Path
+        from collector.errors import OverloadedError
+        from collector.row_blocks import decoded, encode_rows
+        from collector.wal import FAILURE_PAUSE_SECONDS, WriteAheadLog
+        from tests.test_storage import sample_event
+
+        def record(page):
+            return log.encode({{"events": encode_rows([sample_event("pause.test", page)])}}, 1)
+
+        log = WriteAheadLog(Path({str(tmp_path / "wal")!r}))
+        log.append(record("/kept"), 1)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (log.size_bytes + 100, resource.RLIM_INFINITY))
+        log.stage(record("/refused-1"), 1)
+        log.stage(record("/refused-2"), 1)
+        log.commit()  # refused: logged, not raised (the answers go out; rows are in memory)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+        try:
+            log.stage(record("/paused"), 1)
+        except OverloadedError as error:
+            print("paused:", error)
+        time.sleep(FAILURE_PAUSE_SECONDS + 0.1)
+        log.stage(record("/after"), 1)
+        log.commit()
+    """)
+    result = run_log_script(script)
+    paused, kept = result.stdout.splitlines()
+    assert paused == "paused: the write-ahead log cannot be written; retry shortly"
+    assert kept == "['/kept', '/after'] True"
+    assert "rows are kept in memory only until the next flush" in result.stderr

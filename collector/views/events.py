@@ -89,14 +89,15 @@ async def record_event(scope: Scope, receive: Receive, send: Send) -> int:
 
 
 def answer_event(state: State, headers: dict[str, str], peer: str | None,
-                 body: bytes) -> Answer:
+                 body: bytes, staged: bool = False) -> Answer:
     """The answer to an event whose whole body is ``body``; input errors are answers too.
 
-    Synchronous and complete: when it returns 202 the event is in the write-ahead log.
+    Synchronous and complete: when it returns 202 the event is in the write-ahead log
+    (with ``staged``, once ``Writer.commit`` returns: send the answer only then).
     """
     try:
         incoming = parse_event(body, state.settings.body_limit)
-        dropped = _store(state, headers, peer, incoming, len(body))
+        dropped = _store(state, headers, peer, incoming, len(body), staged)
     except (ClientError, OverloadedError) as error:
         return error_answer(error)
     if dropped is None:
@@ -156,9 +157,9 @@ def decoded_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def _store(state: State, headers: dict[str, str], peer: str | None, incoming: IncomingEvent,
-           size: int) -> Dropped | None:
+           size: int, staged: bool = False) -> Dropped | None:
     recorder: Recorder = state.recorder
-    return recorder.record(incoming, peer, headers, size)
+    return recorder.record(incoming, peer, headers, size, staged)
 
 
 def _pixel_event(request: Request, headers: dict[str, str]) -> IncomingEvent:
