@@ -451,7 +451,8 @@ function rangeText(range, meta) {
   const [start, end] = range.map((text) => new Date(text));
   const format = (date) => date.toLocaleString("en-GB", { timeZone: config.timezone,
     day: "numeric", month: "short", year: "numeric" });
-  // The end is exclusive (the next midnight): show the last day it covers.
+  // The end is the range's last second (Plausible's form); a millisecond before it is on
+  // the last day it covers, as it was when the end was the next midnight.
   const last = new Date(end.getTime() - 1);
   let text = `${format(start)} – ${format(last)}`;
   if (meta.comparison_date_range) text += ` · compared with ${meta.comparison_date_range.join(" – ")}`;
