@@ -32,14 +32,22 @@ class Arrival(NamedTuple):
     def referrer_host(self) -> str:
         return _host_of(self.referrer)
 
+    def event_values(self) -> tuple[str, ...]:
+        """The values of the ``Event`` fields the two URLs determine, in ``URL_FIELDS``
+        order (a tuple: ``Pipeline.process`` builds events by position, per event)."""
+        tag = self.page.tags.get
+        return (self.page.hostname, self.page.pathname, self.referrer, self.source.source,
+                self.source.medium, tagged_source(self.page), tag("utm_medium", ""),
+                tag("utm_campaign", ""), tag("utm_term", ""), tag("utm_content", ""))
+
     def event_fields(self) -> dict[str, str]:
         """The ``Event`` fields the two URLs determine, by field name."""
-        tag = self.page.tags.get  # one literal, no comprehension: this runs per event
-        return {"hostname": self.page.hostname, "pathname": self.page.pathname,
-                "referrer": self.referrer, "referrer_source": self.source.source,
-                "referrer_medium": self.source.medium, "utm_source": tagged_source(self.page),
-                "utm_medium": tag("utm_medium", ""), "utm_campaign": tag("utm_campaign", ""),
-                "utm_term": tag("utm_term", ""), "utm_content": tag("utm_content", "")}
+        return dict(zip(URL_FIELDS, self.event_values(), strict=True))
+
+
+# The Event fields an arrival determines, in the order of ``Arrival.event_values``.
+URL_FIELDS = ("hostname", "pathname", "referrer", "referrer_source", "referrer_medium",
+              "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
 class ArrivalReader:

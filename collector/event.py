@@ -6,7 +6,9 @@ the proof. Both are NamedTuples because the writer turns a batch of them into
 columns with one ``zip(*rows)``, the cheapest way into a columnar insert. Their
 fields are checked against ``collector.schema`` when this module is imported,
 so a column cannot be added, dropped or reordered in one place only. Build
-them by keyword: two string fields swapped by position would go unnoticed.
+them by keyword: two string fields swapped by position would go unnoticed. The
+two per-event paths that build by position for speed (``collector.pipeline``,
+``collector.visits``) check the field order they rely on when imported.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from collector.acquisition import ArrivalReader
+from collector.acquisition import URL_FIELDS, ArrivalReader
 from collector.enrich import (
     GeoLookup,
     SpamList,
@@ -34,6 +34,17 @@ from collector.privacy.salts import DAY_MS
 from collector.reloading import ReloadingFile
 from collector.settings import Settings
 from collector.sites import Site, SiteRegistry
+
+# ``process`` builds events by position (a 33-keyword call costs 1.5 µs more per event):
+# the site and visitor fields, then the arrival's (URL_FIELDS), then the client's, in
+# ``Event`` order, checked here so that no two fields can be swapped unnoticed.
+_CLIENT_FIELDS = ("browser", "browser_version", "os", "os_version", "device", "screen",
+                  "language", "country", "region", "city", "isp", "prop_keys", "prop_values",
+                  "interactive", "scroll_depth", "engaged_ms", "revenue_amount",
+                  "revenue_currency")
+if Event._fields != ("site", "timestamp_ms", "name", "visitor", "visit", *URL_FIELDS,
+                     *_CLIENT_FIELDS):
+    raise ImportError("collector.pipeline: Event no longer has the layout process builds")
 
 # A visit ends after 30 minutes without events, so only that long after midnight can
 # an event continue a visit that began under yesterday's salt.
@@ -112,22 +123,17 @@ class Pipeline:
         salt = self._salts.salt_for(now_ms)
         language = primary_language(headers.get("accept-language"))
         screen = screen_class(incoming.screen_width)
-        from_urls = arrival.event_fields()
+        from_urls = arrival.event_values()
         prop_keys, prop_values = props_with_path(incoming, arrival.page.pathname)
+        from_client = (  # in _CLIENT_FIELDS order, checked above
+            agent.browser, agent.browser_version, agent.os, agent.os_version, agent.device,
+            screen, language, location.country, location.region, location.city, location.isp,
+            prop_keys, prop_values, int(incoming.interactive), incoming.scroll_depth,
+            incoming.engaged_ms, incoming.revenue_amount, incoming.revenue_currency)
         return [
-            Event(
-                site=site.domain, timestamp_ms=now_ms, name=incoming.name,
-                visitor=self._visitor(salt, site.domain, ip, user_agent, now_ms), visit=0,
-                **from_urls,
-                browser=agent.browser, browser_version=agent.browser_version, os=agent.os,
-                os_version=agent.os_version, device=agent.device, screen=screen,
-                language=language, country=location.country, region=location.region,
-                city=location.city, isp=location.isp,
-                prop_keys=prop_keys, prop_values=prop_values,
-                interactive=int(incoming.interactive), scroll_depth=incoming.scroll_depth,
-                engaged_ms=incoming.engaged_ms, revenue_amount=incoming.revenue_amount,
-                revenue_currency=incoming.revenue_currency,
-            )
+            Event._make((site.domain, now_ms, incoming.name,
+                         self._visitor(salt, site.domain, ip, user_agent, now_ms), 0,
+                         *from_urls, *from_client))
             for site in sites
         ]
 
