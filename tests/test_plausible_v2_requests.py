@@ -367,3 +367,8 @@ def test_the_echo_lists_only_the_include_options_that_are_on(client: TestClient,
     found = answer(client, key, {**BASE, "dimensions": ["time:day"],
                                  "include": {"time_labels": True, "total_rows": False}})
     assert found["query"]["include"] == {"time_labels": True}
+    # A comparison is echoed in the form it was asked in: Plausible's, or the older one.
+    for include in ({"comparisons": {"mode": "previous_period"}},
+                    {"comparison": "previous_period"},
+                    {"comparisons": {"mode": "year_over_year", "match_day_of_week": True}}):
+        assert answer(client, key, {**BASE, "include": include})["query"]["include"] == include

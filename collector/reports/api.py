@@ -221,7 +221,7 @@ def _include_json(spec: QuerySpec) -> dict[str, Any]:
     include: dict[str, Any] = {name: True for name in ("time_labels", "total_rows", "imports",
                                                        "sample") if getattr(spec, name)}
     compared = spec.compared_with
-    if spec.comparison and compared == Comparison("previous_period"):
+    if spec.comparison and compared == Comparison("previous_period"):  # the older form
         include["comparison"] = "previous_period"
     elif spec.comparison:
         include["comparisons"] = {"mode": compared.mode, **(

@@ -172,7 +172,8 @@ def compared_period(spec: QuerySpec, period: DateRange, timezone: str,
     """The period ``include.comparisons`` names, as Plausible picks it: the days just before
     (as many as the range has up to today), the same days 365 days earlier, or given dates;
     with ``match_day_of_week``, moved to start on the range's weekday."""
-    how, where = spec.compared_with, "include.comparisons"
+    how = spec.compared_with
+    where = how.field
     if how.mode == "custom":
         assert how.date_range is not None
         first, last = (report_day(text, f"{where}.date_range[{index}]")

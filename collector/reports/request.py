@@ -65,6 +65,9 @@ class Comparison:
     mode: str  # previous_period | year_over_year | custom
     date_range: tuple[str, str] | None = None  # custom: two ISO dates
     match_day_of_week: bool = False
+    # The form the request used, named in errors and echoed back: Plausible's, or the
+    # collector's older ``include.comparison: "previous_period"``.
+    field: str = "include.comparison"
 
 
 @dataclass(frozen=True)
@@ -342,8 +345,8 @@ def _comparisons(value: Any) -> Comparison | None:
     if mode != "custom":
         if dates is not None:
             raise InvalidField("only with the custom mode", f"{path}.date_range")
-        return Comparison(mode, None, match)
+        return Comparison(mode, None, match, path)
     if not (isinstance(dates, list) and len(dates) == 2
             and all(isinstance(item, str) for item in dates)):
         raise InvalidField("the custom mode needs two ISO dates", f"{path}.date_range")
-    return Comparison(mode, (dates[0], dates[1]), match)
+    return Comparison(mode, (dates[0], dates[1]), match, path)
