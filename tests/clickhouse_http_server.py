@@ -510,10 +510,10 @@ def _quoted_identifier(name: str) -> str:
 
 
 def serve(port: int, data_dir: Path, credentials: tuple[str, str],
-          host: str = "127.0.0.1") -> None:
+          host: str = "127.0.0.1", engine_class: type[Engine] = Engine) -> None:
     """Serve until SIGTERM or SIGINT, then close every session."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine(data_dir)
+    engine = engine_class(data_dir)
     server = FixtureServer((host, port), engine, credentials)
     stopping = threading.Event()
 
@@ -542,6 +542,8 @@ class ClickHouseHttpServer:
     """The fixture process for the tests: started, stopped, killed and started again on one
     port and one data directory; its output goes to ``log``."""
 
+    module = "tests.clickhouse_http_server"  # what the process runs (``python -m``)
+
     def __init__(self, data_dir: Path, port: int, log: Path, user: str = "default",
                  password: str = "") -> None:
         self.data_dir, self.port, self.log = data_dir, port, log
@@ -556,7 +558,7 @@ class ClickHouseHttpServer:
     def start(self, timeout: float = 60.0) -> None:
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.clickhouse_http_server", "--port", str(self.port),
+                [sys.executable, "-m", self.module, "--port", str(self.port),
                  "--data", str(self.data_dir), "--user", self.user,
                  "--password", self.password],
                 cwd=Path(__file__).resolve().parents[1], stdout=output,
@@ -605,7 +607,7 @@ class ClickHouseHttpServer:
         self.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, engine_class: type[Engine] = Engine) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data", type=Path, required=True, help="the engine's data directory")
@@ -613,7 +615,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--user", default="default")
     parser.add_argument("--password", default="")
     options = parser.parse_args(argv)
-    serve(options.port, options.data.resolve(), (options.user, options.password), options.host)
+    serve(options.port, options.data.resolve(), (options.user, options.password), options.host,
+          engine_class)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import pytest
 from collector.storage import Store, migrate, open_store
 from collector.wal import SUFFIX
 from tests.clickhouse_http_server import ClickHouseHttpServer
+from tests.cluster_http_server import ClusterHttpServer
 from tests.conftest import fresh_database_name
 from tests.reporting_data import sample_site_events, store_events
 from tests.test_serve import collector_env, free_port, start_serving
@@ -61,6 +63,20 @@ _SESSION = """if True:
         store.command(sql, settings={"mutations_sync": 2}) if sql.startswith(("ALTER", "INSERT")) \
             else answers.append(json.loads(json.dumps(store.rows(sql), default=str)))
     print(json.dumps(answers))
+"""
+# The copy onto the cluster fixture's database (argv[1]), migrated for the cluster but for
+# the final check, which the fixture's tables fail: they are not Replicated.
+_COPY_ONTO_CLUSTER = """if True:
+    import json, sys
+    from collector.operations import OperationContext
+    from collector.operations.copy import copy_to
+    from collector.settings import Settings
+    from collector.storage import open_store
+    from collector.storage.cluster import Deployment
+    settings = Settings.from_env()
+    source, target = open_store(settings.store_url), open_store(sys.argv[1])
+    print(json.dumps(copy_to(OperationContext(source, settings), target,
+                             Deployment("analytics", target.database), sys.argv[1])))
 """
 
 
@@ -293,3 +309,85 @@ def test_copy_is_listed_with_its_options() -> None:
     missing = subprocess.run([sys.executable, "-m", "collector", "copy"],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "Missing option '--to'" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHttpServer]:
+    root = tmp_path_factory.mktemp("copy-cluster")
+    with ClusterHttpServer(root / "data", free_port(), root / "server.log") as server:
+        yield server
+
+
+def test_copy_onto_a_cluster_goes_through_the_distributed_tables(
+        cluster: ClusterHttpServer, store: Store, tmp_path: Path) -> None:
+    """Onto the cluster layout of one shard served over HTTP (tests/cluster_http_server.py):
+    the copy below the command, whose last step, the migrated store's check, refuses
+    the fixture's tables for not being Replicated (that needs Keeper)."""
+    source = tmp_path / "source"
+    make_installation(
+        source, 2000, 3,
+        "INSERT INTO salts (day, salt, created_ms) VALUES (today() - 3, repeat('a', 64), 1), "
+        "(today(), repeat('c', 64), 3)",
+        "ALTER TABLE events DELETE WHERE toDate(timestamp) = "
+        "(SELECT min(toDate(timestamp)) FROM events)")
+    url = cluster.url(fresh_database_name("onto_cluster"))
+    # The command lays the target out for the cluster; its startup check then refuses what
+    # the fixture cannot be (tables replicated through Keeper).
+    before = len(cluster.statements_sent())
+    refused = collector(source, "copy", "--to", url, "--cluster", "analytics")
+    assert refused.returncode == 1 and "not replicated: " in refused.stderr
+    laid_out = cluster.statements_sent()[before:]
+    assert any(statement.startswith("CREATE TABLE IF NOT EXISTS events_local ON CLUSTER "
+                                    "`analytics`") for statement in laid_out)
+    assert "--cluster NAME" in ok(collector(source, "copy", "--help"))
+
+    target = open_store(url)
+    try:
+        result, sent = copy_onto_cluster(cluster, source, url)
+        moved, local = target_contents(target), {table: target.rows(
+            f"SELECT count() FROM {table}_local")[0][0] for table in ("events", "visits")}
+        kept = source_contents(source)
+        # Traffic of the last day since: the days that changed move again, their rollups
+        # (rolled up on the target on top of the first copy) replaced in the local tables.
+        on_source(source, [["demo", "--site", SITE, "--events", "300", "--days", "1",
+                            "--seed", "2"]])
+        again, sent_again = copy_onto_cluster(cluster, source, url)
+        moved_again = target_contents(target)
+    finally:
+        target.close()
+    assert result["verified"] is True and result["cluster"] == "analytics"
+    tables = {table["table"]: table for table in result["tables"]}
+    # Through the Distributed tables: their local tables hold every row.
+    assert local["events"] == tables["events"]["target_rows"] == tables["events"][
+        "source_rows"] > 0
+    assert local["visits"] >= tables["visits"]["target_rows"] > 0  # updates not yet merged
+    assert {table for table in tables} >= {"events", "visits", "sites", "api_keys",
+                                           "visits_rollup_daily", "drops"}
+    assert not any(name.endswith("_local") for name in tables)
+    inserted = {statement.split()[2] for statement in sent if statement.startswith("INSERT")}
+    # (events_rollup_daily: the day whose raw events are gone, from the source's rollups)
+    assert {"events", "visits", "events_rollup_daily"} <= inserted
+    assert not any(name.endswith("_local") for name in inserted)
+    for statement in sent + sent_again:
+        canonical = store.rows("SELECT formatQuery({sql:String})", {"sql": statement})[0][0]
+        assert canonical.split()[0] == statement.split()[0], statement
+    today = dt.datetime.now(dt.UTC).date()
+    assert moved["salts"] == [[[str(today)]]]  # not the salt of three days ago
+    assert moved == {**kept, "salts": moved["salts"]}
+    assert again["verified"] is True
+    assert moved_again == {**source_contents(source), "salts": moved["salts"]}
+    assert any(re.match(r"ALTER TABLE \w+_rollup\w*_local ON CLUSTER `analytics` DELETE WHERE ",
+                        statement) for statement in sent_again)
+
+
+def copy_onto_cluster(cluster: ClusterHttpServer, source: Path,
+                      url: str) -> tuple[dict[str, Any], list[str]]:
+    """The copy's result, and the statements the cluster received meanwhile."""
+    before = len(cluster.statements_sent())
+    copied = subprocess.run([sys.executable, "-c", _COPY_ONTO_CLUSTER, url],
+                            env={**os.environ, "COLLECTOR_DATA_DIR": str(source),
+                                 "COLLECTOR_LOG_LEVEL": "warning"},
+                            capture_output=True, text=True, timeout=300)
+    assert copied.returncode == 0, copied.stderr[-3000:]
+    return (json.loads(copied.stdout.strip().splitlines()[-1]),
+            cluster.statements_sent()[before:])

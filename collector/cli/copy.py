@@ -15,12 +15,16 @@ from collector.operations.copy import DEFAULT_BATCH_ROWS
 @click.option("--to", "to", required=True, metavar="URL",
               help="The server's database: http(s)://USER:PASSWORD@HOST:PORT/DATABASE "
                    "(created and migrated when missing).")
+@click.option("--cluster", metavar="NAME", default="",
+              help="The server is a node of the ClickHouse cluster NAME: lay the database out "
+                   "on the cluster, as COLLECTOR_CLICKHOUSE_CLUSTER=NAME does "
+                   "(docs/deployment.md).")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=DEFAULT_BATCH_ROWS,
               show_default=True, help="Rows per insert into the server.")
 @json_option
 @click.pass_context
-def copy(ctx: click.Context, to: str, batch_rows: int, as_json: bool) -> None:
-    """Move this installation onto a ClickHouse server.
+def copy(ctx: click.Context, to: str, cluster: str, batch_rows: int, as_json: bool) -> None:
+    """Move this installation onto a ClickHouse server or cluster.
 
     Stop `collector serve` first. Sites, keys, goals, settings, today's and yesterday's
     salts, events, visits and drops move by table and day, in batches, with a progress
@@ -28,7 +32,7 @@ def copy(ctx: click.Context, to: str, batch_rows: int, as_json: bool) -> None:
     Interrupted, run it again: it resumes and stores nothing twice. Ends with the rows
     of every table and day counted on both sides; exit 1 if any day differs.
     """
-    result = run(ctx, "copy.copy", {"to": to, "batch_rows": batch_rows})
+    result = run(ctx, "copy.copy", {"to": to, "batch_rows": batch_rows, "cluster": cluster})
     emit(result, as_json, _print_result)
     if not result["verified"]:
         days = sum(len(table["mismatched_days"]) for table in result["tables"])
@@ -49,9 +53,11 @@ def _print_result(result: dict[str, Any]) -> None:
             click.echo(f"differs: {table['table']} {day or '(whole table)'}: "
                        f"{counts['source']:,} rows here, {counts['target']:,} there")
     if result["verified"]:
+        cluster = f" and COLLECTOR_CLICKHOUSE_CLUSTER={result['cluster']}" \
+            if result.get("cluster") else ""
         click.echo(f"Copied to {result['target']}: every table and day holds the same rows "
                    f"there (salts from {result['salts_from']}). Point the collectors at it "
-                   "with COLLECTOR_CLICKHOUSE_URL.")
+                   f"with COLLECTOR_CLICKHOUSE_URL{cluster}.")
 
 
 def _days(table: dict[str, Any]) -> str:

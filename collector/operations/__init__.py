@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from collector.settings import Settings
 from collector.storage import Store
+from collector.storage.cluster import Deployment
 
 Progress = Callable[[int, int, str], None]
 
@@ -45,6 +46,15 @@ class OperationContext:
     # operations that must also update what the running server holds in memory.
     server_state: Any = None
     notes: list[str] = field(default_factory=list)  # one-line warnings for the operator
+
+    @property
+    def deployment(self) -> Deployment:
+        return store_deployment(self.store, self.settings)
+
+
+def store_deployment(store: Store, settings: Settings) -> Deployment:
+    """Where ``store``'s tables live: one node, or ``COLLECTOR_CLICKHOUSE_CLUSTER``'s."""
+    return Deployment(settings.clickhouse_cluster, store.database)
 
 
 Operation = Callable[..., Any]

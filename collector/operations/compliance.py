@@ -28,7 +28,7 @@ import maxminddb
 from maxminddb.errors import InvalidDatabaseError
 
 from collector.enrich.geo_update import DBIP_ATTRIBUTION, GEOIP_FILENAME, GEOIP_SUBDIRECTORY
-from collector.operations import OperationContext, operation
+from collector.operations import OperationContext, operation, store_deployment
 from collector.operations.retention import Tiers, default_tiers, site_tiers
 from collector.operations.share_privacy import share_privacy_json
 from collector.privacy import SaltKeeper
@@ -36,6 +36,7 @@ from collector.schema import TABLES
 from collector.settings import Settings
 from collector.sites import list_sites
 from collector.storage import Store
+from collector.storage.cluster import LOCAL_SUFFIX, Deployment
 
 RAW_RETENTION_WARNING_MONTHS = 25
 CONSENT_SIGNALS = ("DNT: 1", "Sec-GPC: 1")
@@ -144,7 +145,8 @@ def _retention(store: Store, settings: Settings, domains: list[str]) -> dict[str
     table's TTL enforces. ``None``: kept until removed."""
     default = default_tiers(settings)
     own = site_tiers(store, settings)
-    return {**_shown_tiers(default), "enforced_months": _enforced_months(store),
+    return {**_shown_tiers(default),
+            "enforced_months": _enforced_months(store, store_deployment(store, settings)),
             "sites": [{"site": domain, **_shown_tiers(own.get(domain, default))}
                       for domain in domains]}
 
@@ -153,12 +155,15 @@ def _shown_tiers(tiers: Tiers) -> dict[str, int | None]:
     return {"raw_months": tiers.raw_months, "rollup_months": tiers.rollup_months or None}
 
 
-def _enforced_months(store: Store) -> dict[str, int | None]:
+def _enforced_months(store: Store, deployment: Deployment) -> dict[str, int | None]:
+    """Each table's TTL in months, by its usual name (on a cluster, its local tables')."""
     rows = store.rows(
         "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() "
-        "AND (name IN ('events', 'visits') OR name LIKE '%rollup%') "
-        "AND engine NOT IN ('MaterializedView', 'View') ORDER BY name")
-    return {name: int(found.group(1)) if (found := _TTL_MONTHS.search(engine)) else None
+        "AND (has({raw:Array(String)}, name) OR name LIKE '%rollup%') "
+        "AND engine NOT IN ('MaterializedView', 'View', 'Distributed') ORDER BY name",
+        {"raw": [deployment.stored_table(table) for table in ("events", "visits")]})
+    return {name.removesuffix(LOCAL_SUFFIX) if deployment.cluster else name:
+            int(found.group(1)) if (found := _TTL_MONTHS.search(engine)) else None
             for name, engine in rows}
 
 

@@ -1,10 +1,11 @@
 """Operation ``copy.copy``: an embedded installation moved onto a ClickHouse server, row for row.
 
-``collector copy --to http(s)://user:password@host:8123/database`` reads the embedded
-store (which no ``collector serve`` may be writing: the copy must see every row) and
-writes the server's database:
+``collector copy --to http(s)://user:password@host:8123/database [--cluster NAME]`` reads
+the embedded store (which no ``collector serve`` may be writing: the copy must see every
+row) and writes the server's database, or the cluster's:
 
-1. the schema: the target is migrated by this version, then compared table by table;
+1. the schema: the target is migrated by this version (laid out for the cluster ``NAME``
+   when given, as ``COLLECTOR_CLICKHOUSE_CLUSTER`` would), then compared table by table;
 2. small tables whole (sites, keys, goals, report settings, retention, audit...): the
    rows the target lacks, by their hash; salts only for today and yesterday, the
    days ``collector.privacy.salts`` keeps;
@@ -16,6 +17,10 @@ writes the server's database:
    rows were purged from the source, or never rolled up the same way) is replaced by
    the source's rows, aggregate states as they are;
 5. counts per table and day on both sides, which the command prints.
+
+On a cluster every read and insert goes through the Distributed tables (inserts answered
+once each shard has its rows), deletions to the local tables ``ON CLUSTER``, and the
+rollups are compared merged across the shards (``copy_tables``).
 
 A checkpoint (``DATA_DIR/copy/<target>.json``) records each unit begun (its nonce and
 the source's fingerprint) and finished. Run again after an interruption, the copy skips
@@ -51,6 +56,7 @@ from collector.operations.copy_tables import (
 )
 from collector.settings import redacted_url
 from collector.storage import Store, migrate, open_store
+from collector.storage.cluster import SINGLE_NODE, Deployment
 from collector.wal import segments_on_disk
 
 DEFAULT_BATCH_ROWS = 20_000
@@ -98,9 +104,10 @@ class Copy:
     """One run of the copy from the context's store to ``target``."""
 
     def __init__(self, context: OperationContext, target: Store, checkpoint: Checkpoint,
-                 batch_rows: int) -> None:
+                 batch_rows: int, deployment: Deployment = SINGLE_NODE) -> None:
         self.context, self.source, self.target = context, context.store, target
         self.checkpoint, self.batch_rows = checkpoint, batch_rows
+        self.deployment = deployment  # the target's
         self.sent: dict[str, int] = {}
         self.conflicts: list[str] = []
         self.oldest_salt = days_ago(1, time.time())
@@ -195,8 +202,9 @@ class Copy:
 
     def _delete_on_target(self, unit: Unit) -> None:
         where, parameters = unit.where()
-        self.target.command(f"ALTER TABLE {unit.table.name} DELETE WHERE {where}", parameters,
-                            settings=_SYNCHRONOUS)
+        self.target.command(
+            f"ALTER TABLE {self.deployment.alter_target(unit.table.name)} DELETE WHERE {where}",
+            parameters, settings={**_SYNCHRONOUS, **self.deployment.ddl_settings})
 
     def _finish_when_equal(self, unit: Unit, source: Fingerprint) -> None:
         if fingerprint(self.target, unit) == source:
@@ -209,32 +217,41 @@ class Copy:
 
 @operation("copy.copy")
 def copy_installation(context: OperationContext, to: str,
-                      batch_rows: int = DEFAULT_BATCH_ROWS) -> dict[str, Any]:
-    """Copy this (embedded) installation into the database at ``to``, resumable, and count
-    the rows of every table and day on both sides."""
+                      batch_rows: int = DEFAULT_BATCH_ROWS, cluster: str = "") -> dict[str, Any]:
+    """Copy this (embedded) installation into the database at ``to`` (of the ClickHouse
+    cluster ``cluster``, when named), resumable, and count the rows of every table and day
+    on both sides."""
     _refuse_a_live_source(context)
     if urlsplit(to).scheme not in ("http", "https"):
         raise InvalidField("name a ClickHouse server: http(s)://user:password@host:8123/db",
                            "to")
     if batch_rows < 1:
         raise InvalidField("must be at least 1", "batch_rows")
+    deployment = Deployment(cluster)
     target = open_store(to)
     try:
-        migrate(target, context.settings.retention_months,
+        migrate(target, context.settings.retention_months, deployment,
                 rollup_retention_months=context.settings.rollup_retention_months)
-        shown = redacted_url(to if urlsplit(to).path.strip("/")
-                             else f"{to.rstrip('/')}/{target.database}")
-        checkpoint = Checkpoint(_checkpoint_path(context, to, target.database), shown)
-        tables = matching_tables(context.store, target)
-        _refuse_a_foreign_target(target, checkpoint)
-        copy = Copy(context, target, checkpoint, batch_rows)
-        copy.run(tables)
-        verified = [_verified(copy, table) for table in tables]
+        return copy_to(context, target, Deployment(cluster, target.database), to, batch_rows)
     finally:
         target.close()
+
+
+def copy_to(context: OperationContext, target: Store, deployment: Deployment, to: str,
+            batch_rows: int = DEFAULT_BATCH_ROWS) -> dict[str, Any]:
+    """The copy into ``target`` (at ``to``), migrated for ``deployment``, and its counts."""
+    shown = redacted_url(to if urlsplit(to).path.strip("/")
+                         else f"{to.rstrip('/')}/{target.database}")
+    checkpoint = Checkpoint(_checkpoint_path(context, to, target.database), shown)
+    tables = matching_tables(context.store, target, deployment)
+    _refuse_a_foreign_target(target, checkpoint)
+    copy = Copy(context, target, checkpoint, batch_rows, deployment)
+    copy.run(tables)
+    verified = [_verified(copy, table) for table in tables]
     for conflict in copy.conflicts:
         context.notes.append(conflict)
-    return {"target": shown, "checkpoint": str(checkpoint.path), "tables": verified,
+    return {"target": shown, "cluster": deployment.cluster or None,
+            "checkpoint": str(checkpoint.path), "tables": verified,
             "salts_from": copy.oldest_salt.isoformat(),
             "verified": all(not table["mismatched_days"] for table in verified)}
 

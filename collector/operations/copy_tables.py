@@ -7,6 +7,11 @@ the sum of a hash of every row, as the table's engine reads it merged (``FINAL``
 the engines that merge rows: visits as final states, sites as latest versions,
 rollups with their aggregate states finalized), so it is the same on any store that
 holds the same rows, however they were inserted or merged since.
+
+On a cluster (the target's ``Deployment``) the copy reads and writes the Distributed
+tables under the usual names, and a rollup's rows are merged by its key across the
+shards before they are counted: each shard rolls up the rows it holds, so one key has a
+row on several shards, which ``FINAL`` (per shard) does not merge.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ from collector.errors import SchemaMismatch
 from collector.privacy.salts import DAY_MS, day_date
 from collector.schema import TIME_COLUMNS
 from collector.storage import Store
+from collector.storage.cluster import LOCAL_SUFFIX, SINGLE_NODE, Deployment
 from collector.storage.rollups import AGGREGATE_TABLES
 
 DAY_SECONDS = DAY_MS // 1000
 # Engines whose rows merge (FINAL reads them as merged).
 _MERGING = ("Replacing", "Collapsing", "Summing", "Aggregating", "Coalescing")
 _VIEW_TARGET = re.compile(r"\bTO\s+(?:`?\w+`?\.)?`?(\w+)`?", re.IGNORECASE)
+_AGGREGATE_FUNCTION = re.compile(r"^(Simple)?AggregateFunction\((\w+),")
+_COLUMN_NAME = re.compile(r"^\w+$")
 # Each store records, and coordinates, its own migrations.
 NOT_COPIED = frozenset({"schema_migrations", "schema_migration_lock"})
 SALTS_TABLE = "salts"
@@ -42,6 +50,7 @@ class Table:
     engine: str
     time_column: str | None
     derived: bool  # filled by a materialized view from the raw inserts
+    sorting_key: tuple[str, ...] = ()  # the columns rows merge by (a rollup's)
 
     @property
     def column_names(self) -> list[str]:
@@ -62,13 +71,37 @@ class Table:
                   else name for name, kind in self.columns]
         return f"cityHash64({', '.join(values)})"
 
+    def merged(self, where: str) -> str:
+        """What follows FROM to read the rows under ``where`` as merged: ``FINAL``, and a
+        rollup's rows grouped by its key with their states merged (the same rows as
+        ``FINAL`` on one node; on a cluster, across the shards too)."""
+        if not (self.derived and self.sorting_key):
+            return f"{self.name}{self.final} WHERE {where}"
+        values = [name if name in self.sorting_key else _merged(name, kind)
+                  for name, kind in self.columns]
+        return (f"(SELECT {', '.join(values)} FROM {self.name} WHERE {where} "
+                f"GROUP BY {', '.join(self.sorting_key)})")
 
-def tables_of(store: Store) -> dict[str, Table]:
-    """Every table of the store's database the copy moves, by name."""
-    listed = store.rows("SELECT name, engine, create_table_query FROM system.tables "
-                        "WHERE database = currentDatabase()")
-    derived = {match.group(1) for _, engine, ddl in listed if engine == "MaterializedView"
-               and (match := _VIEW_TARGET.search(ddl))}
+
+def _merged(name: str, kind: str) -> str:
+    """A rollup column's value over the rows of one key, of the column's own type."""
+    found = _AGGREGATE_FUNCTION.match(kind)
+    if found is None:
+        return f"any({name}) AS {name}"
+    function = found.group(2)
+    return f"{function}({name}) AS {name}" if found.group(1) \
+        else f"{function}MergeState({name}) AS {name}"
+
+
+def tables_of(store: Store, deployment: Deployment = SINGLE_NODE) -> dict[str, Table]:
+    """Every table of the store's database the copy moves, by the name it is read and
+    written by (on a cluster a sharded table's Distributed one, with its local table's
+    engine and key)."""
+    listed = store.rows("SELECT name, engine, create_table_query, sorting_key "
+                        "FROM system.tables WHERE database = currentDatabase()")
+    derived = {_logical(match.group(1), deployment) for _, engine, ddl, _ in listed
+               if engine == "MaterializedView" and (match := _VIEW_TARGET.search(ddl))}
+    stored = {name: (engine, key) for name, engine, _, key in listed}
     columns: dict[str, list[tuple[str, str]]] = {}
     for table, name, kind in store.rows(
             "SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
@@ -76,15 +109,34 @@ def tables_of(store: Store) -> dict[str, Table]:
             "ORDER BY table, position"):
         columns.setdefault(table, []).append((name, kind))
     time_columns = {**TIME_COLUMNS, **AGGREGATE_TABLES}
-    return {name: Table(name, tuple(columns[name]), engine, time_columns.get(name),
-                        name in derived)
-            for name, engine, _ in listed
-            if engine.endswith("MergeTree") and name not in NOT_COPIED}
+    tables = {}
+    for name in stored:
+        if _logical(name, deployment) != name or name in NOT_COPIED:
+            continue  # a local table: copied through its Distributed one
+        engine, key = stored[deployment.stored_table(name)]
+        if engine.endswith("MergeTree"):
+            tables[name] = Table(name, tuple(columns[name]), engine, time_columns.get(name),
+                                 name in derived, _key_columns(key))
+    return tables
 
 
-def matching_tables(source: Store, target: Store) -> list[Table]:
-    """The source's tables, after checking the target has each with the same columns."""
-    tables, on_target = tables_of(source), tables_of(target)
+def _logical(name: str, deployment: Deployment) -> str:
+    """The name a table is read by: a local table's Distributed one."""
+    base = name.removesuffix(LOCAL_SUFFIX)
+    return base if base != name and deployment.is_sharded(base) else name
+
+
+def _key_columns(key: str) -> tuple[str, ...]:
+    """The sorting key as column names (none when a part of it is an expression)."""
+    parts = tuple(part.strip() for part in key.split(","))
+    return parts if key and all(_COLUMN_NAME.match(part) for part in parts) else ()
+
+
+def matching_tables(source: Store, target: Store,
+                    deployment: Deployment = SINGLE_NODE) -> list[Table]:
+    """The source's tables, after checking the target (laid out for ``deployment``) has
+    each with the same columns."""
+    tables, on_target = tables_of(source), tables_of(target, deployment)
     for name, table in tables.items():
         other = on_target.get(name)
         if other is None or other.columns != table.columns:
@@ -132,8 +184,7 @@ def fingerprints_by_day(store: Store, table: Table,
     """Each day's fingerprint (whole tables: one, under the epoch's day)."""
     where, parameters = unit_filter
     rows = store.rows(f"SELECT {table.day_of()} AS day, count(), sum({table.row_hash()}) "
-                      f"FROM {table.name}{table.final} WHERE {where} GROUP BY day",
-                      parameters)
+                      f"FROM {table.merged(where)} GROUP BY day", parameters)
     return {day: (int(count), int(hashes)) for day, count, hashes in rows}
 
 

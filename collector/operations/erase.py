@@ -40,14 +40,16 @@ from collector.operations.retention import forget_override
 from collector.reports.dates import report_day
 from collector.sites import normalize_domain
 from collector.storage import Store
+from collector.storage.migration_lease import migration_lease
 from collector.storage.rollups import ROLLUP_TABLES, view_selects
 
 ERASE_COMMAND, ERASE_SITE_COMMAND = "erase", "erase site"
 # Visits go by the ids of their erased events: a subquery, which replicated tables
 # accept in a mutation only when told.
 _SUBQUERY_SETTINGS = {"allow_nondeterministic_mutations": 1}
-# A rebuilt day is new data even when it happens to equal a block inserted before.
-_REBUILD_SETTINGS = {"insert_deduplicate": 0}
+# A rebuilt day is new data even when it happens to equal a block inserted before; on a
+# cluster it is on every shard before the count that follows reads it.
+_REBUILD_SETTINGS = {"insert_deduplicate": 0, "insert_distributed_sync": 1}
 # Where a rollup table holds pages a path pattern can match by itself.
 _ROLLUP_PAGES = {
     "events_rollup_daily": "pathname LIKE {path:String}",
@@ -126,17 +128,30 @@ def erase_site(context: OperationContext, site: str, yes: bool = False) -> dict[
 
 def erase_scope(context: OperationContext, scope: Scope, command: str,
                 apply: bool) -> dict[str, Any]:
-    store = context.store
+    if not apply:
+        return _erasure(context, scope, command, apply)
+    # One removal at a time among the collectors sharing the store: two erasures (or a
+    # purge) between this one's deletes and its rebuild would leave the rollups wrong.
+    with migration_lease(context.store, context.deployment, doing="removing rows of"):
+        return _erasure(context, scope, command, apply)
+
+
+def _erasure(context: OperationContext, scope: Scope, command: str,
+             apply: bool) -> dict[str, Any]:
+    store, deployment = context.store, context.deployment
     parameters = scope.parameters
-    events, visits = _event_condition(scope), _visit_condition(scope)
+    events = _event_condition(scope)
+    visits = _visit_condition(scope, deployment.stored_table("events"))
     days = [] if scope.whole_site else _days_touched(store, events, visits, parameters)
     parameters["days"] = days
-    removals = [plan_removal(store, "visits", visits, parameters, _SUBQUERY_SETTINGS),
-                plan_removal(store, "events", events, parameters)]
-    removals += [plan_removal(store, table, _rollup_condition(scope, table), parameters)
-                 for table in ROLLUP_TABLES]
+    removals = [plan_removal(store, deployment, "visits", visits, parameters,
+                             _SUBQUERY_SETTINGS),
+                plan_removal(store, deployment, "events", events, parameters)]
+    removals += [plan_removal(store, deployment, table, _rollup_condition(scope, table),
+                              parameters) for table in ROLLUP_TABLES]
     if scope.whole_site:
-        removals.append(plan_removal(store, DROPS_TABLE, "site = {site:String}", parameters))
+        removals.append(plan_removal(store, deployment, DROPS_TABLE, "site = {site:String}",
+                                     parameters))
     result: dict[str, Any] = {
         "dry_run": not apply, "scope": scope.as_json(),
         "days_rebuilt": [day.isoformat() for day in days],
@@ -165,11 +180,14 @@ def _event_condition(scope: Scope) -> str:
     return " AND ".join(terms)
 
 
-def _visit_condition(scope: Scope) -> str:
+def _visit_condition(scope: Scope, events_table: str) -> str:
+    """``events_table``: where a visit's events are, beside it (on a cluster the local
+    table of its shard: a visitor's events and visits are sharded alike, and a
+    Distributed table inside a distributed read is refused)."""
     if scope.whole_site:
         return "site = {site:String}"
-    by_events = (f"visit IN (SELECT visit FROM events WHERE {_event_condition(scope)} "
-                 "AND visit != 0)")
+    by_events = (f"visit IN (SELECT visit FROM {events_table} WHERE "
+                 f"{_event_condition(scope)} AND visit != 0)")
     if scope.prop is not None:  # visits hold no props: only their events can match
         return f"site = {{site:String}} AND {by_events}"
     own = _date_terms("toDate(start_time)", scope)

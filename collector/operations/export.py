@@ -52,6 +52,7 @@ from collector.reports.sampling import Sampler
 from collector.schema import TABLES, TIME_COLUMNS, Column, column_names
 from collector.sites import domain_of, list_sites
 from collector.storage import Store, open_store
+from collector.storage.cluster import Deployment
 
 FORMATS = ("csv", "jsonl", "parquet")
 BLOCK_ROWS = 2048  # larger blocks only cost memory (benchmarks/bench_export.py)
@@ -216,6 +217,7 @@ def _write_raw(context: OperationContext, scope: _Scope,
     reader = open_store(context.store.url, context.store.database)
     try:
         for table in TIME_COLUMNS:
+            months = _stored_months(reader, context.deployment, table)
             stream = targets.get(table) or targets["report"]
             parquet = ParquetSink(stream, arrow_schema(table, scope.timezone),
                                   {**header, "table": table}) \
@@ -223,7 +225,7 @@ def _write_raw(context: OperationContext, scope: _Scope,
             if scope.format == "csv":
                 stream.write(csv_row(column_names(table)))
             written[table] = 0
-            for block in _blocks(reader, table, scope):
+            for block in _blocks(reader, table, scope, months):
                 if parquet is None:
                     stream.write(b"".join(block[0]))
                 else:
@@ -238,13 +240,20 @@ def _write_raw(context: OperationContext, scope: _Scope,
     return written
 
 
-def _blocks(reader: Store, table: str, scope: _Scope) -> Iterator[list[Sequence[Any]]]:
+def _stored_months(reader: Store, deployment: Deployment, table: str) -> set[str]:
+    """The months (YYYYMM partitions) holding rows of ``table``, on any shard."""
+    return {str(partition) for (partition,) in reader.rows(
+        f"SELECT DISTINCT partition FROM {deployment.parts} WHERE database = "
+        "{database:String} AND table = {table:String} AND active",
+        {"database": reader.database, "table": deployment.stored_table(table)})}
+
+
+def _blocks(reader: Store, table: str, scope: _Scope,
+            stored: set[str]) -> Iterator[list[Sequence[Any]]]:
     """The table's rows in scope, block by block, one month (partition) after another:
     a query reads the parts of one partition only, so memory does not grow with the
-    range (FINAL merges every part it reads at once)."""
-    stored = {partition for (partition,) in reader.rows(
-        "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() "
-        "AND table = {table:String} AND active", {"table": table})}
+    range (FINAL merges every part it reads at once). On a cluster the Distributed
+    table reads every shard, and FINAL merges each visit on the shard holding it."""
     for start, end in scope.months(stored):
         blocks = reader.stream_columns(_raw_sql(table, scope.format),
                                        scope.parameters(start, end), STREAM_SETTINGS,

@@ -11,6 +11,12 @@ without the rows; the replaced parts then wait for ClickHouse's background
 cleanup, up to ``cleanup_delay_period`` (30 s) later, and on a server for
 ``old_parts_lifetime`` (480 s by default) first. ``clear_replaced_parts`` runs
 that cleanup at once and says what is still waiting.
+
+On a cluster (``Deployment``) rows are counted through the Distributed tables (every
+shard), partitions are dropped and rows deleted in the local tables ``ON CLUSTER``
+(each shard's replicas follow through Keeper), and parts are those of every replica
+(``clusterAllReplicas``): the bytes removed and the parts still waiting are counted on
+all of them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 from collector.operations import Progress
 from collector.storage import Store
+from collector.storage.cluster import SINGLE_NODE, Deployment
 
 MUTATION_SETTINGS = {"mutations_sync": 2}
 # Dropping a partition runs the table's cleanup of replaced parts on the spot; no part
@@ -41,6 +48,7 @@ class Removal:
     table: str
     condition: str  # SQL over the table's columns, with bound parameters
     parameters: dict[str, Any]
+    deployment: Deployment = SINGLE_NODE
     rows: int = 0
     bytes: int = 0
     drop: list[str] = field(default_factory=list)  # partitions in which every row matches
@@ -56,18 +64,18 @@ class Removal:
                 "partitions_rewritten": self.rewrite}
 
 
-def plan_removal(store: Store, table: str, condition: str, parameters: dict[str, Any],
-                 settings: dict[str, Any] | None = None) -> Removal:
+def plan_removal(store: Store, deployment: Deployment, table: str, condition: str,
+                 parameters: dict[str, Any], settings: dict[str, Any] | None = None) -> Removal:
     """The rows of ``table`` matching ``condition``, partition by partition.
 
-    Bytes are the partitions' bytes on disk in proportion to the rows that go (whole
-    partitions exactly): compression leaves no per-row size to measure.
+    Bytes are the partitions' bytes on disk (of every replica) in proportion to the rows
+    that go (whole partitions exactly): compression leaves no per-row size to measure.
     """
-    removal = Removal(table, condition, parameters, settings=dict(settings or {}))
+    removal = Removal(table, condition, parameters, deployment, settings=dict(settings or {}))
     matched = store.rows(f"SELECT _partition_id, count() FROM {table} WHERE {condition} "
                          "GROUP BY _partition_id ORDER BY _partition_id", parameters,
                          settings=removal.settings or None)
-    sizes = _partition_sizes(store, table)
+    sizes = _partition_sizes(store, removal, [str(partition) for partition, _ in matched])
     for partition, rows in matched:
         stored_rows, stored_bytes = sizes.get(partition, (rows, 0))
         removal.rows += rows
@@ -85,42 +93,49 @@ def apply_removal(store: Store, removal: Removal,
         if _rows_not_matching(store, removal, partition):
             _rewrite(store, removal, partition)
         else:
-            store.command(f"ALTER TABLE {removal.table} DROP PARTITION ID "
-                          f"'{_checked(partition)}'")
+            store.command(f"ALTER TABLE {removal.deployment.alter_target(removal.table)} "
+                          f"DROP PARTITION ID '{_checked(partition)}'",
+                          settings=removal.deployment.ddl_settings or None)
         step(f"{removal.table}: partition {partition}")
     for partition in removal.rewrite:
         _rewrite(store, removal, partition)
         step(f"{removal.table}: partition {partition}")
 
 
-def active_parts(store: Store, table: str) -> list[str]:
+def active_parts(store: Store, table: str, deployment: Deployment = SINGLE_NODE) -> list[str]:
+    """The names of the active parts holding ``table``'s rows (on any replica)."""
     return [str(row[0]) for row in store.rows(
-        "SELECT name FROM system.parts WHERE database = currentDatabase() "
-        "AND table = {table:String} AND active", {"table": table})]
+        f"SELECT DISTINCT name FROM {deployment.parts} WHERE database = {{database:String}} "
+        "AND table = {table:String} AND active",
+        {"database": store.database, "table": deployment.stored_table(table)})]
 
 
-def clear_replaced_parts(store: Store, table: str, replaced: list[str]) -> int:
+def clear_replaced_parts(store: Store, table: str, replaced: list[str],
+                         deployment: Deployment = SINGLE_NODE) -> int:
     """Delete from disk those of the parts ``replaced`` (names, active before a removal)
-    that drops and rewrites made inactive; the number still on disk (a server keeps
-    them for ``old_parts_lifetime``, or a query is reading them)."""
+    that drops and rewrites made inactive; the number still on disk on any replica (a
+    server keeps them for ``old_parts_lifetime``, or a query is reading them)."""
     waiting = 0
     for attempt in range(_CLEANUP_ATTEMPTS):
         if attempt:
             time.sleep(_CLEANUP_PAUSE_SECONDS)
-        store.command(f"ALTER TABLE {table} DROP PARTITION ID '{_NO_PARTITION}'")
+        store.command(f"ALTER TABLE {deployment.alter_target(table)} DROP PARTITION ID "
+                      f"'{_NO_PARTITION}'", settings=deployment.ddl_settings or None)
         waiting = store.rows(
-            "SELECT count() FROM system.parts WHERE database = currentDatabase() "
+            f"SELECT count() FROM {deployment.parts} WHERE database = {{database:String}} "
             "AND table = {table:String} AND NOT active AND has({replaced:Array(String)}, name)",
-            {"table": table, "replaced": replaced})[0][0]
+            {"database": store.database, "table": deployment.stored_table(table),
+             "replaced": replaced})[0][0]
         if not waiting:
             break
     return int(waiting)
 
 
-def old_parts_lifetime(store: Store, table: str) -> int:
+def old_parts_lifetime(store: Store, table: str, deployment: Deployment = SINGLE_NODE) -> int:
     """Seconds ClickHouse keeps a replaced part of ``table`` before deleting it."""
     engine = store.rows("SELECT engine_full FROM system.tables WHERE database = "
-                        "currentDatabase() AND name = {table:String}", {"table": table})
+                        "currentDatabase() AND name = {table:String}",
+                        {"table": deployment.stored_table(table)})
     own = _OLD_PARTS_LIFETIME.search(engine[0][0]) if engine else None
     if own:
         return int(own.group(1))
@@ -140,22 +155,25 @@ def remove_all(store: Store, removals: list[Removal], progress: Progress | None,
         if progress is not None:
             progress(done, total, label)
 
-    touched = [removal.table for removal in removals if removal.steps]
-    before = {table: active_parts(store, table) for table in dict.fromkeys(touched)}
+    touched = {removal.table: removal.deployment for removal in removals if removal.steps}
+    before = {table: active_parts(store, table, deployment)
+              for table, deployment in touched.items()}
     for removal in removals:
         apply_removal(store, removal, step)
     for table, replaced in before.items():
-        waiting = clear_replaced_parts(store, table, replaced)
+        deployment = touched[table]
+        waiting = clear_replaced_parts(store, table, replaced, deployment)
         if waiting:
             notes(f"{waiting} replaced parts of {table} are still on disk: ClickHouse "
                   f"deletes them within old_parts_lifetime "
-                  f"({old_parts_lifetime(store, table)} s)")
+                  f"({old_parts_lifetime(store, table, deployment)} s)")
 
 
 def _rewrite(store: Store, removal: Removal, partition: str) -> None:
-    store.command(f"ALTER TABLE {removal.table} DELETE IN PARTITION ID "
-                  f"'{_checked(partition)}' WHERE {removal.condition}", removal.parameters,
-                  settings={**MUTATION_SETTINGS, **removal.settings})
+    store.command(f"ALTER TABLE {removal.deployment.alter_target(removal.table)} DELETE IN "
+                  f"PARTITION ID '{_checked(partition)}' WHERE {removal.condition}",
+                  removal.parameters, settings={**MUTATION_SETTINGS, **removal.settings,
+                                                **removal.deployment.ddl_settings})
 
 
 def _rows_not_matching(store: Store, removal: Removal, partition: str) -> int:
@@ -165,12 +183,25 @@ def _rows_not_matching(store: Store, removal: Removal, partition: str) -> int:
         settings=removal.settings or None)[0][0])
 
 
-def _partition_sizes(store: Store, table: str) -> dict[str, tuple[int, int]]:
-    rows = store.rows(
-        "SELECT partition_id, sum(rows), sum(bytes_on_disk) FROM system.parts "
-        "WHERE database = currentDatabase() AND table = {table:String} AND active "
-        "GROUP BY partition_id", {"table": table})
-    return {partition: (int(count), int(size)) for partition, count, size in rows}
+def _partition_sizes(store: Store, removal: Removal,
+                     partitions: list[str]) -> dict[str, tuple[int, int]]:
+    """Rows (counted as reads count them: one replica of each shard) and bytes on disk
+    (every replica's) of each of ``partitions``."""
+    if not partitions:
+        return {}
+    deployment = removal.deployment
+    rows = dict(store.rows(
+        f"SELECT _partition_id, count() FROM {removal.table} "
+        "WHERE _partition_id IN {partitions:Array(String)} GROUP BY _partition_id",
+        {"partitions": partitions}))
+    sizes = dict(store.rows(
+        f"SELECT partition_id, sum(bytes_on_disk) FROM {deployment.parts} "
+        "WHERE database = {database:String} AND table = {table:String} AND active "
+        "AND has({partitions:Array(String)}, partition_id) GROUP BY partition_id",
+        {"database": store.database, "table": deployment.stored_table(removal.table),
+         "partitions": partitions}))
+    return {partition: (int(rows.get(partition, 0)), int(sizes.get(partition, 0)))
+            for partition in partitions}
 
 
 def _checked(partition: str) -> str:

@@ -25,14 +25,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from collector.errors import InvalidField
-from collector.operations import OperationContext, Progress, operation
+from collector.operations import OperationContext, Progress, operation, store_deployment
 from collector.operations.audit import last_recorded, record_removal
 from collector.operations.removal import plan_removal, remove_all
 from collector.schema import TIME_COLUMNS
 from collector.settings import Settings
 from collector.sites import allowed_domains, normalize_domain
 from collector.storage import Store, apply_retention, open_store
-from collector.storage.cluster import Deployment
+from collector.storage.migration_lease import migration_lease
 from collector.storage.rollups import AGGREGATE_TABLES
 
 logger = logging.getLogger("collector")
@@ -158,17 +158,28 @@ def purge_expired(store: Store, settings: Settings, *, dry_run: bool, now: datet
                   trigger: str = "operator") -> dict[str, Any]:
     """The purge as of ``now``: rows and bytes per table past their site's tier, removed
     from disk unless ``dry_run``, with an audit row."""
+    if dry_run:
+        return _purge(store, settings, dry_run, now, progress, notes, trigger)
+    # One removal at a time among the collectors sharing the store (migration_lease).
+    with migration_lease(store, store_deployment(store, settings), doing="purging"):
+        return _purge(store, settings, dry_run, now, progress, notes, trigger)
+
+
+def _purge(store: Store, settings: Settings, dry_run: bool, now: datetime | None,
+           progress: Progress | None, notes: Callable[[str], None],
+           trigger: str) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     default = default_tiers(settings)
+    deployment = store_deployment(store, settings)
     tiers = site_tiers(store, settings)
     if not dry_run:
         # The TTL follows the settings too, as at startup (a command may run with new ones).
-        apply_retention(store, default.raw_months, Deployment(settings.clickhouse_cluster),
+        apply_retention(store, default.raw_months, deployment,
                         rollup_months=default.rollup_months)
     parameters = _tier_parameters(now, default, tiers)
-    removals = [plan_removal(store, table, _expired(column, "raw"), parameters)
+    removals = [plan_removal(store, deployment, table, _expired(column, "raw"), parameters)
                 for table, column in TIME_COLUMNS.items()]
-    removals += [plan_removal(store, table, _expired(column, "rollup"), parameters)
+    removals += [plan_removal(store, deployment, table, _expired(column, "rollup"), parameters)
                  for table, column in AGGREGATE_TABLES.items()]
     scope = {"trigger": trigger, "as_of": now.isoformat(timespec="seconds"),
              "default": default.as_json(),
@@ -187,7 +198,9 @@ class DailyPurge:
     """Inside ``collector serve``: apply the purge once a day, off the request path.
 
     The check runs hourly; the audit says when the last purge ran, so a restart does
-    not reset the day and collectors sharing a server do not each purge hourly.
+    not reset the day and collectors sharing a server do not each purge hourly. Those
+    that find a purge due at the same moment take turns (the purge's lease), and each
+    reads the audit again once it holds it: the first purges, the others find it done.
     """
 
     CHECK_SECONDS = 3600.0
@@ -205,11 +218,16 @@ class DailyPurge:
         store = open_store(self._url, self._database)
         try:
             now = datetime.fromtimestamp(self._clock(), UTC)
-            last = last_recorded(store, PURGE_COMMAND)
-            if last is not None and now - last < self.EVERY:
+            if not self._due(store, now):
                 return None
-            result = purge_expired(store, self._settings, dry_run=False, now=now,
-                                   trigger="daily")
+            deployment = store_deployment(store, self._settings)
+            with migration_lease(store, deployment, doing="purging"):
+                if deployment.cluster:  # a purge's audit row written through another node
+                    store.command("SYSTEM SYNC REPLICA audit")
+                if not self._due(store, now):
+                    return None
+                result = purge_expired(store, self._settings, dry_run=False, now=now,
+                                       trigger="daily")
         finally:
             store.close()
         removed = ", ".join(f"{table} {entry['rows']}" for table, entry
@@ -217,6 +235,10 @@ class DailyPurge:
         logger.info("daily purge: removed %d rows (%d bytes)%s", result["rows"],
                     result["bytes"], f": {removed}" if removed else "")
         return result
+
+    def _due(self, store: Store, now: datetime) -> bool:
+        last = last_recorded(store, PURGE_COMMAND)
+        return last is None or now - last >= self.EVERY
 
 
 def _expired(column: str, tier: str) -> str:

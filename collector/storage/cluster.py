@@ -20,7 +20,8 @@ cluster there are two kinds:
 
 ``Deployment.layout`` turns one rendered migration statement into what the cluster
 runs; ``stored_table`` and ``alter_target`` say which table holds the rows, for code
-that alters them (retention, removals).
+that alters them (retention, removals, the copy), and ``parts`` where their parts are
+listed. Everything else reads and inserts through the usual names.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ SHARDING_KEYS = {
     "visits_rollup_daily": "rand()",
     "events_rollup_daily": "rand()",
 }
+DDL_TIMEOUT_SECONDS = 3600
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _ENGINE = re.compile(r"^(\w+)(?:\((.*)\))?$", re.DOTALL)
 _CREATE_TABLE = re.compile(r"^CREATE TABLE (IF NOT EXISTS )?(\w+)")
@@ -105,6 +107,21 @@ class Deployment:
         if self.is_sharded(table):
             return self.stored_table(table) + self.on_cluster
         return table
+
+    @property
+    def parts(self) -> str:
+        """The table listing the parts of this deployment's tables: ``system.parts``, or on
+        a cluster every replica's (filter it by ``database``: a remote node's current
+        database is its own default)."""
+        return f"clusterAllReplicas('{self.cluster}', system.parts)" if self.cluster \
+            else "system.parts"
+
+    @property
+    def ddl_settings(self) -> dict[str, int]:
+        """Settings for an ``ALTER`` sent ``ON CLUSTER`` that must finish before the call
+        returns: a mutation over a large table runs for longer than the 180 s a server
+        waits for every node by default, and the caller goes on only once it is done."""
+        return {"distributed_ddl_task_timeout": DDL_TIMEOUT_SECONDS} if self.cluster else {}
 
     def engine(self, written: str, table: str) -> str:
         """The engine of ``table`` as its migration writes it, for this deployment."""

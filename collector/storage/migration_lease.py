@@ -1,4 +1,4 @@
-"""One collector at a time migrates a store it shares with others.
+"""One collector at a time migrates a store it shares with others, or removes rows from it.
 
 Collectors started together on one server (a deployment's replicas, a rolling upgrade)
 would otherwise apply the same migration at once: one fails on a table another has
@@ -8,9 +8,19 @@ wins as with the salts: it writes its row, stamped with the server's clock, wait
 ``settle`` seconds for rows written at the same moment to land, and holds the lease
 while its row is the earliest one not expired. The others wait, then read the applied
 versions again (usually nothing is left to do). Waiting or holding, a collector renews
-its row every ``lease / 6`` seconds, so a long backfill keeps the lease, and one killed
-part way lets it lapse after ``lease`` seconds. The embedded engine needs none of it:
-one process owns its directory.
+its row every ``lease / 6`` seconds on a connection of its own (the holder's may be
+busy with one long statement), so a long backfill keeps the lease, and one killed
+part way lets it lapse after ``lease`` seconds.
+
+The same lease serializes what removes rows: a change of the retention TTL, purges
+(the daily one of every collector, and ``collector purge``) and erasures. Run together,
+an erasure's rebuild of a day's rollups could miss raw rows a purge removed meanwhile,
+or two erasures rebuild one day twice (docs/deployment.md, "Removals").
+
+The lease is re-entrant for the thread that holds it (a purge holding it changes the
+TTL). The embedded engine needs no row: one process owns its directory, and a lock of
+the process keeps its threads (the daily purge, an operator's erasure sent over the
+admin channel) one at a time.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from collector.errors import StorageError, StorageUnavailable
-from collector.storage.client import Store
+from collector.storage.client import Store, open_store
 from collector.storage.cluster import Deployment
 
 logger = logging.getLogger("collector")
@@ -32,33 +42,75 @@ LEASE_SECONDS = 60.0
 SETTLE_SECONDS = 1.0
 WAIT_SECONDS = 3600.0
 _NOW_MS = "toUnixTimestamp64Milli(now64(3))"
+# Per embedded store (URL, database): the lock of this process's threads; and per thread,
+# the stores whose lease it holds.
+_PROCESS_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+_HELD = threading.local()
 
 
 @contextmanager
 def migration_lease(store: Store, deployment: Deployment, lease: float = LEASE_SECONDS,
-                    settle: float = SETTLE_SECONDS, wait: float = WAIT_SECONDS) -> Iterator[None]:
-    """Hold the store's migration lease for the block (at once on the embedded engine)."""
-    if store.embedded:
+                    settle: float = SETTLE_SECONDS, wait: float = WAIT_SECONDS,
+                    doing: str = "migrating") -> Iterator[None]:
+    """Hold the store's lease for the block, unless this thread holds it already: on a
+    server the lease row, on the embedded engine this process's lock. ``doing`` names the
+    work in what a waiting collector logs ("another collector is migrating DATABASE")."""
+    key = (store.url, store.database)
+    held: set[tuple[str, str]] = _HELD.__dict__.setdefault("keys", set())
+    if key in held:
         yield
         return
+    held.add(key)
+    try:
+        if store.embedded:
+            with _process_lock(key):
+                yield
+        else:
+            with _store_lease(store, deployment, lease, settle, wait, doing):
+                yield
+    finally:
+        held.discard(key)
+
+
+def _process_lock(key: tuple[str, str]) -> threading.Lock:
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(key, threading.Lock())
+
+
+@contextmanager
+def _store_lease(store: Store, deployment: Deployment, lease: float, settle: float,
+                 wait: float, doing: str) -> Iterator[None]:
     _create_table(store, deployment)
     holder = uuid.uuid4().hex
     taken_ms = _take(store, holder, lease)
     renewal = threading.Event()
-    renewing = threading.Thread(target=_renew, args=(store, holder, taken_ms, lease, renewal),
+    renewer = _renewal_store(store)
+    renewing = threading.Thread(target=_renew, args=(renewer, holder, taken_ms, lease, renewal),
                                 name="migration-lease", daemon=True)
     renewing.start()
     try:
-        _wait_for_turn(store, deployment, holder, taken_ms, lease, settle, wait)
+        _wait_for_turn(store, deployment, holder, taken_ms, lease, settle, wait, doing)
         yield
     finally:
         renewal.set()
         renewing.join()
+        if renewer is not store:
+            renewer.close()
         _write(store, holder, taken_ms, expires=str(taken_ms))  # released: expired at once
 
 
+def _renewal_store(store: Store) -> Store:
+    """A connection of the renewal's own to a server: the holder's one client may be
+    taken by a mutation for longer than the lease. (Only a stand-in for a server made of
+    the embedded engine, in the tests, shares the holder's.)"""
+    if store.url.startswith(("http://", "https://")):
+        return open_store(store.url, store.database)
+    return store
+
+
 def _wait_for_turn(store: Store, deployment: Deployment, holder: str, taken_ms: int,
-                   lease: float, settle: float, wait: float) -> None:
+                   lease: float, settle: float, wait: float, doing: str) -> None:
     time.sleep(settle)
     started, said = time.monotonic(), False
     while (first := _first_holder(store, deployment)) != holder:
@@ -70,7 +122,7 @@ def _wait_for_turn(store: Store, deployment: Deployment, holder: str, taken_ms: 
         if first is None:  # ours lapsed (the store was away): back in our place
             _write(store, holder, taken_ms, expires=f"{_NOW_MS} + {int(lease * 1000)}")
         elif not said:
-            logger.info("another collector is migrating %s: waiting for it", store.database)
+            logger.info("another collector is %s %s: waiting for it", doing, store.database)
             said = True
         time.sleep(settle)
 

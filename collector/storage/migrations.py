@@ -180,22 +180,34 @@ def apply_retention(store: Store, months: int, deployment: Deployment = SINGLE_N
             f"COLLECTOR_ROLLUP_RETENTION_MONTHS={rollup_months} is below "
             f"COLLECTOR_RETENTION_MONTHS={months}: the rollups must be kept at least as long "
             "as the raw rows (0 keeps them forever)")
+    if not _retention_changes(store, months, deployment, rollup_months):
+        return
+    # Materializing a TTL deletes rows: collectors started together with new settings
+    # change it one at a time, as they remove rows (migration_lease), each doing only
+    # what the one before it left.
+    with migration_lease(store, deployment, doing="changing the retention of"):
+        for statement in _retention_changes(store, months, deployment, rollup_months):
+            store.command(statement, settings={"materialize_ttl_after_modify": 1})
+
+
+def _retention_changes(store: Store, months: int, deployment: Deployment,
+                       rollup_months: int | None) -> list[str]:
+    """The ALTERs that make the tables' TTL match the settings (none: they do)."""
     tiers = [(table, f"toDateTime({column})", months) for table, column in TIME_COLUMNS.items()]
     if rollup_months is not None:
         tiers += [(table, column, rollup_months) for table, column in AGGREGATE_TABLES.items()]
+    changes = []
     for table, moment, kept in tiers:
         ddl = store.rows(
             "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
             "AND name = {table:String}", {"table": deployment.stored_table(table)})[0][0]
         if not kept:
             if " TTL " in ddl:
-                store.command(f"ALTER TABLE {deployment.alter_target(table)} REMOVE TTL")
+                changes.append(f"ALTER TABLE {deployment.alter_target(table)} REMOVE TTL")
         elif f"toIntervalMonth({int(kept)})" not in ddl.replace(" ", ""):
-            store.command(
-                f"ALTER TABLE {deployment.alter_target(table)} MODIFY TTL "
-                f"{moment} + INTERVAL {int(kept)} MONTH",
-                settings={"materialize_ttl_after_modify": 1},
-            )
+            changes.append(f"ALTER TABLE {deployment.alter_target(table)} MODIFY TTL "
+                           f"{moment} + INTERVAL {int(kept)} MONTH")
+    return changes
 
 
 def split_statements(sql: str) -> list[str]:
