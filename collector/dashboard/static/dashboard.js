@@ -29,6 +29,8 @@ const STATS = [
   ["views_per_visit", "Views per visit"], ["bounce_rate", "Bounce rate"],
   ["visit_duration", "Visit duration"],
 ];
+// Views per visit are not defined under a page filter (Plausible's rule, answered 400).
+const NOT_UNDER_PAGE_FILTER = new Set(["views_per_visit"]);
 // Metrics where a fall is good news: their change is coloured the other way round.
 const LOWER_IS_BETTER = new Set(["bounce_rate"]);
 const VISIT_METRICS = ["visitors", "percentage"];
@@ -407,23 +409,42 @@ function showError(node, container, error) {
   finish(node, "error");
 }
 
+function pageFiltered() {
+  return view.filters.some((filter) => filter.dimension === "event:page");
+}
+
+// The top stats the current filters allow; the others show a dash.
+function askedStats() {
+  return STATS.map(([metric]) => metric)
+    .filter((metric) => !(pageFiltered() && NOT_UNDER_PAGE_FILTER.has(metric)));
+}
+
+// The metric the chart shows: the chosen one, or visitors where it is not defined.
+function chartMetric() {
+  return askedStats().includes(view.metric) ? view.metric : "visitors";
+}
+
 async function loadStats() {
   const current = begin("top-stats", parts.stats);
-  const body = query(STATS.map(([metric]) => metric), [],
+  const asked = askedStats();
+  const body = query(asked, [],
                      view.compare ? { include: { comparison: "previous_period" } } : {});
   parts.stats.dataset.query = JSON.stringify(body);
   try {
     const answer = await api("/api/v2/query", body);
     if (!current()) return answer;
-    const row = answer.results[0] || { metrics: STATS.map(() => 0) };
-    STATS.forEach(([metric], index) => {
+    const row = answer.results[0] || { metrics: asked.map(() => 0) };
+    STATS.forEach(([metric]) => {
       const button = parts.stats.querySelector(`[data-stat="${metric}"]`);
-      const value = row.metrics[index];
+      const index = asked.indexOf(metric);
+      const value = index < 0 ? null : row.metrics[index];
       const valueNode = button.querySelector(".stat-value");
-      valueNode.textContent = formatMetric(metric, value);
+      valueNode.textContent = index < 0 ? "—" : formatMetric(metric, value);
       valueNode.dataset.raw = value === null ? "" : String(value);
+      button.disabled = index < 0;
+      button.title = index < 0 ? "Not defined under a page filter" : "";
       const changeNode = button.querySelector(".stat-change");
-      const change = row.comparison ? row.comparison.change[index] : null;
+      const change = row.comparison && index >= 0 ? row.comparison.change[index] : null;
       changeNode.textContent = view.compare ? changeText(metric, change) : "";
       changeNode.dataset.raw = change === null || change === undefined ? "" : String(change);
       const good = LOWER_IS_BETTER.has(metric) ? change < 0 : change > 0;
@@ -431,7 +452,7 @@ async function loadStats() {
       if (view.compare && row.comparison) {
         changeNode.title = `previous period: ${formatMetric(metric, row.comparison.metrics[index])}`;
       }
-      button.setAttribute("aria-pressed", String(metric === view.metric));
+      button.setAttribute("aria-pressed", String(metric === chartMetric()));
     });
     const range = answer.query.date_range;
     if (range.length === 2) parts.rangeText.textContent = rangeText(range, answer.meta);
@@ -464,12 +485,12 @@ function rangeText(range, meta) {
 async function loadTimeseries(stats) {
   const current = begin("timeseries", parts.timeseries);
   const bucket = `time:${interval()}`;
-  const body = query([view.metric], [bucket], { include: { time_labels: true } });
+  const body = query([chartMetric()], [bucket], { include: { time_labels: true } });
   parts.timeseries.dataset.query = JSON.stringify(body);
   for (const button of parts.intervals.querySelectorAll("button")) {
     button.setAttribute("aria-pressed", String(button.dataset.interval === interval()));
   }
-  const label = STATS.find(([metric]) => metric === view.metric)[1];
+  const label = STATS.find(([metric]) => metric === chartMetric())[1];
   document.getElementById("chart-title").textContent = `${label} over time`;
   try {
     const answer = await api("/api/v2/query", body);
@@ -485,7 +506,7 @@ async function loadTimeseries(stats) {
     }
     if (!current()) return;
     const labels = answer.meta.time_labels || answer.results.map((row) => row.dimensions[0]);
-    const metric = view.metric;
+    const metric = chartMetric();
     lastChart = {
       labels, series, title: `${label} over time`,
       formatValue: (value, short) => short && metric !== "visit_duration"
