@@ -15,15 +15,16 @@ from collector.operations.copy import DEFAULT_BATCH_ROWS
 @click.option("--to", "to", required=True, metavar="URL",
               help="The server's database: http(s)://USER:PASSWORD@HOST:PORT/DATABASE "
                    "(created and migrated when missing).")
-@click.option("--cluster", metavar="NAME", default="",
+@click.option("--cluster", metavar="NAME",
               help="The server is a node of the ClickHouse cluster NAME: lay the database out "
                    "on the cluster, as COLLECTOR_CLICKHOUSE_CLUSTER=NAME does "
-                   "(docs/deployment.md).")
+                   "(docs/deployment.md). Without it, one server.")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=DEFAULT_BATCH_ROWS,
               show_default=True, help="Rows per insert into the server.")
 @json_option
 @click.pass_context
-def copy(ctx: click.Context, to: str, cluster: str, batch_rows: int, as_json: bool) -> None:
+def copy(ctx: click.Context, to: str, cluster: str | None, batch_rows: int,
+         as_json: bool) -> None:
     """Move this installation onto a ClickHouse server or cluster.
 
     Stop `collector serve` first. Sites, keys, goals, settings, today's and yesterday's
@@ -32,7 +33,8 @@ def copy(ctx: click.Context, to: str, cluster: str, batch_rows: int, as_json: bo
     Interrupted, run it again: it resumes and stores nothing twice. Ends with the rows
     of every table and day counted on both sides; exit 1 if any day differs.
     """
-    result = run(ctx, "copy.copy", {"to": to, "batch_rows": batch_rows, "cluster": cluster})
+    result = run(ctx, "copy.copy", {"to": to, "batch_rows": batch_rows,
+                                    "cluster": cluster or ""})
     emit(result, as_json, _print_result)
     if not result["verified"]:
         days = sum(len(table["mismatched_days"]) for table in result["tables"])
