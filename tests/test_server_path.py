@@ -279,10 +279,15 @@ def test_two_collectors_share_salts_sites_and_visits(
             accepted += 1
     assert {routed(collectors, client) for client in clients} == set(collectors)
 
-    def stored() -> int:
-        return int(reader.rows("SELECT count() FROM events WHERE site = 'one.test'")[0][0])
+    def stored() -> tuple[int, int]:
+        """Events stored, and pageviews the visits count: a batch inserts its events,
+        then its visits, so the second can lag the first by an insert."""
+        [(events,)] = reader.rows("SELECT count() FROM events WHERE site = 'one.test'")
+        [(pageviews,)] = reader.rows("SELECT sum(sign * pageviews) FROM visits "
+                                     "WHERE site = 'one.test'")
+        return int(events), int(pageviews)
 
-    wait_for(lambda: stored() == accepted, 30, "every accepted event stored")
+    wait_for(lambda: stored() == (accepted, accepted), 30, "every accepted event stored")
     # Each accepted event once, one visit per visitor with its three pages.
     assert reader.rows("SELECT pathname, count() FROM events WHERE site = 'one.test' "
                        "GROUP BY pathname HAVING count() > 1") == []
