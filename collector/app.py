@@ -26,7 +26,13 @@ from collector.dashboard.routes import dashboard_routes
 from collector.drops import DROPS_COLUMNS, DROPS_TABLE, DropCounter
 from collector.enrich import GeoLookup, SpamList
 from collector.enrich.useragent import warm_up
-from collector.errors import ClientError, OverloadedError, QueryLimitExceeded, TooManyRequests
+from collector.errors import (
+    ClientError,
+    OverloadedError,
+    QueryLimitExceeded,
+    StorageError,
+    TooManyRequests,
+)
 from collector.event import EVENT_COLUMNS
 from collector.logs import EVENT_LOG_SECONDS, AccessLogMiddleware, EventLog
 from collector.maintenance import Maintenance
@@ -121,7 +127,8 @@ def create_app(settings: Settings, store: Store | None = None,
                        exception_handlers={ClientError: _client_error,
                                            OverloadedError: _overloaded,
                                            TooManyRequests: too_many_requests,
-                                           QueryLimitExceeded: report_limit_exceeded})
+                                           QueryLimitExceeded: report_limit_exceeded,
+                                           StorageError: _store_unavailable})
     # Starlette would redirect /js/script.js/ to a URL built from the Host header.
     app.router.redirect_slashes = False
     app.state.settings = settings
@@ -233,6 +240,15 @@ async def _client_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ClientError)
     return JSONResponse(error.as_json(), error.status_code,
                         headers={"Access-Control-Allow-Origin": "*"})
+
+
+async def _store_unavailable(request: Request, error: Exception) -> Response:
+    """A report, page or key check that could not reach ClickHouse: 503, never the
+    engine's text (it names internals; the log has it), and never a 500."""
+    logger.warning("%s %s could not be answered: %s", request.method, request.url.path, error)
+    return JSONResponse({"error": "the store is unavailable; retry shortly"}, 503,
+                        headers={"Retry-After": "5", "Cache-Control": "no-store",
+                                 "Access-Control-Allow-Origin": "*"})
 
 
 async def _overloaded(request: Request, error: Exception) -> Response:

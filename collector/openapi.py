@@ -61,11 +61,14 @@ RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying."
 _GIF = {"image/gif": {"schema": {"type": "string", "contentEncoding": "binary"}}}
 _STRING = {"type": "string"}
 _ERRORS = {
-    "400": _error("Invalid input; `field` names what to fix."),
+    "400": _error("Invalid input, or a report over COLLECTOR_REPORT_MAX_ROWS or "
+                  "COLLECTOR_REPORT_MAX_MEMORY; `field` names what to fix."),
     "401": _error("No key, an unknown one or a revoked one."),
     "403": _error("The key does not give access to that site."),
     "429": _error("Too many failed key checks from this client, or a share link's privacy "
                   "budget of the day is spent (until midnight UTC).", RETRY_AFTER),
+    "503": _error("The report ran longer than COLLECTOR_REPORT_MAX_SECONDS, or the store "
+                  "is unreachable.", RETRY_AFTER),
 }
 _REPORT_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}]
 # What Plausible accepts; what it cannot use is dropped with the event kept (ingest.py).

@@ -439,10 +439,20 @@ def test_the_store_server_killed_and_restarted_under_load_loses_and_doubles_noth
     try:
         collector.start()
         reader = open_store(server.url("outage"))
+        created = collector.command("keys", "create", "--site", "crash.test")
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip().splitlines()[-1]
         with Load(collector.url) as load:
             load.wait_for(500)
             server.kill()  # every connection to the store drops at once
             load.wait_for(len(load.accepted) + 500)  # accepted while the store is away
+            # A report cannot be answered meanwhile: 503 to retry, no engine text.
+            report = httpx.post(f"{collector.url}/api/v2/query", timeout=30,
+                                headers={"Authorization": f"Bearer {key}"},
+                                json={"site_id": "crash.test", "date_range": "day",
+                                      "metrics": ["visitors"]})
+            assert (report.status_code, report.headers["retry-after"]) == (503, "5")
+            assert report.json() == {"error": "the store is unavailable; retry shortly"}
             secret = "5a17" * 16
             with pytest.raises(StorageUnavailable) as unreachable:
                 reader.command("INSERT INTO salts (day, salt, created_ms) VALUES "
