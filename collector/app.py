@@ -31,7 +31,6 @@ from collector.errors import (
     OverloadedError,
     QueryLimitExceeded,
     StorageError,
-    TooManyRequests,
 )
 from collector.event import EVENT_COLUMNS
 from collector.logs import EVENT_LOG_SECONDS, AccessLogMiddleware, EventLog
@@ -42,7 +41,7 @@ from collector.operations.channel_server import start_admin_channel
 from collector.operations.retention import DailyPurge
 from collector.pipeline import Pipeline
 from collector.privacy import SaltKeeper
-from collector.ratelimit import RateLimits, too_many_requests
+from collector.ratelimit import RateLimits
 from collector.recording import Recorder
 from collector.reloading import ReloadingFile
 from collector.reports.api import report_limit_exceeded, report_routes
@@ -59,6 +58,7 @@ from collector.views.events import (
     EventEndpoint,
     answer_event,
     decoded_headers,
+    error_answer,
     record_event,
     record_pixel,
 )
@@ -124,9 +124,8 @@ def create_app(settings: Settings, store: Store | None = None,
     ]
     middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
     app = CollectorApp(routes=routes, middleware=middleware, lifespan=lifespan,
-                       exception_handlers={ClientError: _client_error,
-                                           OverloadedError: _overloaded,
-                                           TooManyRequests: too_many_requests,
+                       exception_handlers={ClientError: _refused,  # 429s included
+                                           OverloadedError: _refused,
                                            QueryLimitExceeded: report_limit_exceeded,
                                            StorageError: _store_unavailable})
     # Starlette would redirect /js/script.js/ to a URL built from the Host header.
@@ -236,10 +235,13 @@ def _start(app: Starlette, settings: Settings, store: Store,
     return background
 
 
-async def _client_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, ClientError)
-    return JSONResponse(error.as_json(), error.status_code,
-                        headers={"Access-Control-Allow-Origin": "*"})
+async def _refused(request: Request, error: Exception) -> Response:
+    """Input errors (4xx, 429 with ``Retry-After``) and a full buffer (503): the answer the
+    event protocol gives for the same error (``views.events.error_answer``)."""
+    assert isinstance(error, ClientError | OverloadedError)
+    status, headers, body = error_answer(error)
+    return Response(body, status, headers={name.decode(): value.decode()
+                                           for name, value in headers})
 
 
 async def _store_unavailable(request: Request, error: Exception) -> Response:
@@ -251,7 +253,4 @@ async def _store_unavailable(request: Request, error: Exception) -> Response:
                                  "Access-Control-Allow-Origin": "*"})
 
 
-async def _overloaded(request: Request, error: Exception) -> Response:
-    return JSONResponse({"error": str(error)}, 503,
-                        headers={"Retry-After": "1", "Access-Control-Allow-Origin": "*"})
 

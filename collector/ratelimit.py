@@ -36,7 +36,6 @@ from socket import AF_INET6, inet_pton
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from collector.errors import TooManyRequests, Unauthorized
 from collector.privacy import ClientAddressResolver
@@ -196,9 +195,3 @@ class RateLimits:
             raise
 
 
-async def too_many_requests(request: Request, error: Exception) -> Response:
-    """The app's handler for ``TooManyRequests``: the JSON error with ``Retry-After``."""
-    assert isinstance(error, TooManyRequests)
-    return JSONResponse(error.as_json(), 429,
-                        headers={"Retry-After": str(error.retry_after),
-                                 "Access-Control-Allow-Origin": "*"})
