@@ -65,8 +65,9 @@ _ERRORS = {
                   "COLLECTOR_REPORT_MAX_MEMORY; `field` names what to fix."),
     "401": _error("No key, an unknown one or a revoked one."),
     "403": _error("The key does not give access to that site."),
-    "429": _error("Too many failed key checks from this client, or a share link's privacy "
-                  "budget of the day is spent (until midnight UTC).", RETRY_AFTER),
+    "429": _error("Too many failed key checks from this client, a share link's privacy "
+                  "budget of the day is spent (until midnight UTC), or the link already "
+                  "runs two reports.", RETRY_AFTER),
     "503": _error("The report ran longer than COLLECTOR_REPORT_MAX_SECONDS, or the store "
                   "is unreachable.", RETRY_AFTER),
 }
