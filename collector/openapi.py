@@ -66,8 +66,8 @@ _ERRORS = {
     "401": _error("No key, an unknown one or a revoked one."),
     "403": _error("The key does not give access to that site."),
     "429": _error("Too many failed key checks from this client, a share link's privacy "
-                  "budget of the day is spent (until midnight UTC), or the link already "
-                  "runs two reports.", RETRY_AFTER),
+                  "budget of the day is spent (until midnight UTC), or the link has 34 "
+                  "reports running or waiting.", RETRY_AFTER),
     "503": _error("The report ran longer than COLLECTOR_REPORT_MAX_SECONDS, or the store "
                   "is unreachable.", RETRY_AFTER),
 }

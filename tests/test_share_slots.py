@@ -1,18 +1,18 @@
 """A share link runs at most SHARE_REPORTS_AT_ONCE reports at a time (collector.reports.
-share_slots): one more is a 429, other links and key holders are not held up."""
+share_slots): its other requests wait their turn, a flood beyond the line gets 429, and
+other links and key holders are not held up."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections.abc import Iterator
-from contextlib import ExitStack
 
 import pytest
 from starlette.testclient import TestClient
 
 from collector.errors import TooManyRequests
-from collector.reports.auth import SHARE, create_key, key_id_of
-from collector.reports.share_slots import SHARE_REPORTS_AT_ONCE, ShareSlots
+from collector.reports.auth import API_KEY, SHARE, Grant, create_key
+from collector.reports.share_slots import ShareSlots
 from collector.storage import Store
 from tests.conftest import running_app
 
@@ -20,47 +20,51 @@ SITE = "slots.test"
 QUERY = {"site_id": SITE, "date_range": "day", "metrics": ["visitors"]}
 
 
-def test_a_link_gets_its_slots_and_no_more_until_one_is_free() -> None:
-    slots = ShareSlots(at_once=2)
-    with ExitStack() as held:
-        for _ in range(2):
-            held.enter_context(slots.slot("link-a"))
-        with pytest.raises(TooManyRequests) as refused:
-            held.enter_context(slots.slot("link-a"))
+def test_a_link_runs_two_at_once_the_rest_wait_and_a_flood_is_refused() -> None:
+    async def scenario() -> tuple[int, list[str], bool]:
+        slots = ShareSlots(at_once=2, waiting=3)
+        running, most, order = 0, 0, []
+        release = asyncio.Event()
+
+        async def report(name: str) -> None:
+            nonlocal running, most
+            async with slots.slot("link"):
+                running += 1
+                most = max(most, running)
+                order.append(name)
+                await release.wait()
+                running -= 1
+
+        tasks = [asyncio.create_task(report(f"r{n}")) for n in range(5)]  # 2 run, 3 wait
+        await asyncio.sleep(0.05)
+        with pytest.raises(TooManyRequests) as refused:  # a sixth: the line is full
+            async with slots.slot("link"):
+                pass
         assert refused.value.retry_after == 1
-        with slots.slot("link-b"):  # another link has slots of its own
+        async with slots.slot("other-link"):  # another link has a line of its own
             pass
-    with slots.slot("link-a"):  # freed when the reports answered, even by an error
-        pass
-    with pytest.raises(RuntimeError), slots.slot("link-a"):
-        raise RuntimeError("a failing report")
-    with ExitStack() as held:
-        for _ in range(2):
-            held.enter_context(slots.slot("link-a"))
+        release.set()
+        await asyncio.gather(*tasks)
+        async with slots.slot("link"):  # all answered: the line is free again
+            pass
+        return most, order, not slots._links
+
+    most, order, emptied = asyncio.run(scenario())
+    assert most == 2 and sorted(order) == [f"r{n}" for n in range(5)] and emptied
 
 
-def test_slots_are_counted_across_threads() -> None:
-    slots = ShareSlots(at_once=3)
-    inside, release = threading.Barrier(4), threading.Event()
-    refused: list[TooManyRequests] = []
+def test_owners_go_straight_on() -> None:
+    async def scenario() -> None:
+        slots = ShareSlots(at_once=1, waiting=0)
+        async with slots.for_caller(Grant("k1", SITE, SHARE)):
+            with pytest.raises(TooManyRequests):
+                async with slots.for_caller(Grant("k1", SITE, SHARE)):
+                    pass
+            async with slots.for_caller(Grant("k2", SITE, API_KEY)), \
+                    slots.for_caller(API_KEY):
+                pass
 
-    def report() -> None:
-        try:
-            with slots.slot("link"):
-                inside.wait(timeout=10)
-                release.wait(timeout=10)
-        except TooManyRequests as error:
-            refused.append(error)
-
-    threads = [threading.Thread(target=report) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    inside.wait(timeout=10)  # three reports hold the three slots
-    report()  # a fourth is refused at once
-    release.set()
-    for thread in threads:
-        thread.join()
-    assert len(refused) == 1
+    asyncio.run(scenario())
 
 
 @pytest.fixture(scope="module")
@@ -69,22 +73,19 @@ def client(store: Store, engine_url: str) -> Iterator[TestClient]:
         yield running
 
 
-def test_a_link_with_every_slot_busy_gets_429_while_the_owner_is_answered(
-        client: TestClient, store: Store) -> None:
-    share, other, key = (create_key(store, SITE, SHARE), create_key(store, SITE, SHARE),
-                         create_key(store, SITE))
-    slots: ShareSlots = client.app.state.reports.share_slots  # type: ignore[attr-defined]
+def test_many_requests_of_one_link_at_once_are_all_answered(client: TestClient,
+                                                            store: Store) -> None:
+    # A shared dashboard asks for its panels at once: they wait their turn, none is refused.
+    share = create_key(store, SITE, SHARE)
 
-    def ask(token: str) -> int:
-        return client.post("/api/v2/query", json=QUERY,
-                           headers={"Authorization": f"Bearer {token}"}).status_code
+    async def ask_all() -> list[int]:
+        import httpx
 
-    with ExitStack() as running:  # the link's reports, still running
-        for _ in range(SHARE_REPORTS_AT_ONCE):
-            running.enter_context(slots.slot(key_id_of(share)))
-        answer = client.post("/api/v2/query", json=QUERY,
-                             headers={"Authorization": f"Bearer {share}"})
-        assert (answer.status_code, answer.headers["retry-after"]) == (429, "1")
-        assert "already runs" in answer.json()["error"]
-        assert (ask(other), ask(key)) == (200, 200)
-    assert ask(share) == 200
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://slots") as http:
+            answers = await asyncio.gather(*(
+                http.post("/api/v2/query", json=QUERY,
+                          headers={"Authorization": f"Bearer {share}"}) for _ in range(12)))
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(ask_all()) == [200] * 12

@@ -75,7 +75,8 @@ async def query_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
     spec, kind = await _authorized(request, parse_query)
     with request.app.state.metrics.report_seconds.time():
-        report = await run_in_threadpool(reports.run, spec, kind)
+        async with reports.share_slots.for_caller(kind):
+            report = await run_in_threadpool(reports.run, spec, kind)
     if wants_csv(request):
         return StreamingResponse(csv_lines(spec.dimensions, spec.metrics, report.results),
                                  media_type="text/csv", headers=NO_STORE)
@@ -89,7 +90,8 @@ async def query_endpoint(request: Request) -> Response:
 async def realtime_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
     site, caller = await _url_caller(request)
-    visitors = await run_in_threadpool(reports.realtime_visitors, site, caller)
+    async with reports.share_slots.for_caller(caller):
+        visitors = await run_in_threadpool(reports.realtime_visitors, site, caller)
     return JSONResponse(visitors, headers=NO_STORE)
 
 
@@ -117,7 +119,8 @@ async def _url_caller(request: Request) -> tuple[str, Grant | str]:
 async def drops_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
     spec, kind = await _authorized(request, parse_drops_query)
-    report = await run_in_threadpool(reports.drops, spec, kind)
+    async with reports.share_slots.for_caller(kind):
+        report = await run_in_threadpool(reports.drops, spec, kind)
     if wants_csv(request):
         return StreamingResponse(report.csv(spec), media_type="text/csv", headers=NO_STORE)
     return JSONResponse({"results": report.results, "meta": report.meta,
@@ -128,7 +131,8 @@ async def properties_endpoint(request: Request) -> Response:
     """The custom property keys of a site and period (for the dashboard's picker)."""
     reports: Reports = request.app.state.reports
     spec, kind = await _authorized(request, _parse_properties_query)
-    keys = await run_in_threadpool(reports.property_keys, spec, kind)
+    async with reports.share_slots.for_caller(kind):
+        keys = await run_in_threadpool(reports.property_keys, spec, kind)
     return JSONResponse({**keys, "query": {"site_id": spec.site_id,
                                            "date_range": spec.date_range}},
                         headers=NO_STORE)

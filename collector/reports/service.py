@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,34 +56,24 @@ class Reports:
         """The report ``spec`` asks for, with the k-threshold (and privacy) of ``caller``."""
         kind = _kind(caller)
         context = self.site_contexts.for_site(spec.site_id, kind)
-        with self._slot(caller):
-            return run_report(self.store, spec, context, self.now(), sampler=self.sampler,
-                              releaser=self.releaser(spec.site_id, caller))
+        return run_report(self.store, spec, context, self.now(), sampler=self.sampler,
+                          releaser=self.releaser(spec.site_id, caller))
 
     def property_keys(self, spec: QuerySpec, caller: Caller) -> dict[str, Any]:
         """The custom property keys of ``spec``'s site and period, rare ones left out."""
         context = self.site_contexts.for_site(spec.site_id, _kind(caller))
-        with self._slot(caller):
-            return property_keys(self.store, context,
-                                 period_of(self.store, spec, context, self.now()),
-                                 self.releaser(spec.site_id, caller))
+        return property_keys(self.store, context,
+                             period_of(self.store, spec, context, self.now()),
+                             self.releaser(spec.site_id, caller))
 
     def realtime_visitors(self, site: str, caller: Caller = "api") -> int | None:
-        with self._slot(caller):
-            return realtime_visitors(self.store, site, self.now(), self.releaser(site, caller))
+        return realtime_visitors(self.store, site, self.now(), self.releaser(site, caller))
 
     def drops(self, spec: DropsSpec, caller: Caller) -> DropsReport:
         """What was filtered out; share links see small counts as null (public k), noised."""
         context = self.site_contexts.for_site(spec.site_id, _kind(caller))
-        with self._slot(caller):
-            return run_drops_report(self.store, spec, context, self.now(),
-                                    releaser=self.releaser(spec.site_id, caller))
-
-    def _slot(self, caller: Caller) -> AbstractContextManager[None]:
-        """A share link's report slot (``collector.reports.share_slots``); none for owners."""
-        if _kind(caller) != SHARE:
-            return nullcontext()
-        return self.share_slots.slot(caller.key_id if isinstance(caller, Grant) else SHARE)
+        return run_drops_report(self.store, spec, context, self.now(),
+                                releaser=self.releaser(spec.site_id, caller))
 
     def releaser(self, site: str, caller: Caller) -> Releaser | None:
         """What releases a share caller's answers; None for a key holder's exact ones."""

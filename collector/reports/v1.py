@@ -119,7 +119,9 @@ async def _respond(request: Request, endpoint: str,
     reports: Reports = request.app.state.reports
     params = dict(request.query_params)
     with request.app.state.metrics.report_seconds.time():
-        body = await run_in_threadpool(_run, reports, site, caller, params, endpoint, answer)
+        async with reports.share_slots.for_caller(caller):
+            body = await run_in_threadpool(_run, reports, site, caller, params, endpoint,
+                                           answer)
     return JSONResponse(body, headers=NO_STORE)
 
 
