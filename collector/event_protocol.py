@@ -181,7 +181,8 @@ class IngestProtocol(LimitedHttpProtocol):
         self._answer(self.events.answer_event_request(self.headers, peer, body), keep_alive)
 
     def _answer(self, answer: Answer, keep_alive: bool) -> None:
-        """Write ``answer`` in one piece, count and log it, then close or wait for more."""
+        """Queue ``answer`` for the end of the loop turn (sent at once when the connection
+        closes after it), count and log it, then close or wait for more."""
         status, headers, payload = answer
         self._queue(_encoded(self.server_state.default_headers, status, headers, payload,
                              keep_alive))
@@ -249,6 +250,7 @@ class IngestProtocol(LimitedHttpProtocol):
         """413, as the ASGI path answers it, and the connection closed: its body is unread."""
         self._answer(error_answer(PayloadTooLarge(
             f"the body is larger than {self.body_limit} bytes", "body")), keep_alive=False)
+
 
 # Protocols with answers queued in this loop turn; ``_send_all_unsent`` writes them.
 _UNSENT: list[IngestProtocol] = []

@@ -75,8 +75,7 @@ async def query_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
     spec, kind = await _authorized(request, parse_query)
     with request.app.state.metrics.report_seconds.time():
-        async with reports.share_slots.for_caller(kind):
-            report = await run_in_threadpool(reports.run, spec, kind)
+        report = await reports.share_slots.run_in_turn(kind, reports.run, spec, kind)
     if wants_csv(request):
         return StreamingResponse(csv_lines(spec.dimensions, spec.metrics, report.results),
                                  media_type="text/csv", headers=NO_STORE)
@@ -90,8 +89,8 @@ async def query_endpoint(request: Request) -> Response:
 async def realtime_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
     site, caller = await _url_caller(request)
-    async with reports.share_slots.for_caller(caller):
-        visitors = await run_in_threadpool(reports.realtime_visitors, site, caller)
+    visitors = await reports.share_slots.run_in_turn(caller, reports.realtime_visitors, site,
+                                                     caller)
     return JSONResponse(visitors, headers=NO_STORE)
 
 
@@ -119,8 +118,7 @@ async def _url_caller(request: Request) -> tuple[str, Grant | str]:
 async def drops_endpoint(request: Request) -> Response:
     reports: Reports = request.app.state.reports
     spec, kind = await _authorized(request, parse_drops_query)
-    async with reports.share_slots.for_caller(kind):
-        report = await run_in_threadpool(reports.drops, spec, kind)
+    report = await reports.share_slots.run_in_turn(kind, reports.drops, spec, kind)
     if wants_csv(request):
         return StreamingResponse(report.csv(spec), media_type="text/csv", headers=NO_STORE)
     return JSONResponse({"results": report.results, "meta": report.meta,
@@ -131,8 +129,7 @@ async def properties_endpoint(request: Request) -> Response:
     """The custom property keys of a site and period (for the dashboard's picker)."""
     reports: Reports = request.app.state.reports
     spec, kind = await _authorized(request, _parse_properties_query)
-    async with reports.share_slots.for_caller(kind):
-        keys = await run_in_threadpool(reports.property_keys, spec, kind)
+    keys = await reports.share_slots.run_in_turn(kind, reports.property_keys, spec, kind)
     return JSONResponse({**keys, "query": {"site_id": spec.site_id,
                                            "date_range": spec.date_range}},
                         headers=NO_STORE)

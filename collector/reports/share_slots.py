@@ -13,9 +13,12 @@ are not limited here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from starlette.concurrency import run_in_threadpool
 
 from collector.errors import TooManyRequests
 from collector.reports.auth import SHARE, Grant
@@ -24,6 +27,9 @@ from collector.reports.auth import SHARE, Grant
 SHARE_REPORTS_AT_ONCE = 2
 # A shared dashboard's panels, and some more: a link asking for more at once is a flood.
 SHARE_REPORTS_WAITING = 32
+
+Arguments = ParamSpec("Arguments")
+Answered = TypeVar("Answered")
 
 
 @dataclass
@@ -45,9 +51,16 @@ class ShareSlots:
         """A share caller's turn (``slot``); key holders and sessions go straight on."""
         if isinstance(caller, Grant) and caller.kind == SHARE:
             return self.slot(caller.key_id)
-        if caller == SHARE:  # a share caller known by its kind only: one line per site
+        if caller == SHARE:  # a share caller known by its kind only: one line for them all
             return self.slot(SHARE)
         return nullcontext()
+
+    async def run_in_turn(self, caller: Grant | str, report: Callable[Arguments, Answered],
+                          *args: Arguments.args, **kwargs: Arguments.kwargs) -> Answered:
+        """``report(*args)`` on a worker thread, once ``caller`` has its turn: every report
+        endpoint runs its report this way, so none can skip the line."""
+        async with self.for_caller(caller):
+            return await run_in_threadpool(report, *args, **kwargs)
 
     @asynccontextmanager
     async def slot(self, key_id: str) -> AsyncIterator[None]:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -119,9 +118,8 @@ async def _respond(request: Request, endpoint: str,
     reports: Reports = request.app.state.reports
     params = dict(request.query_params)
     with request.app.state.metrics.report_seconds.time():
-        async with reports.share_slots.for_caller(caller):
-            body = await run_in_threadpool(_run, reports, site, caller, params, endpoint,
-                                           answer)
+        body = await reports.share_slots.run_in_turn(caller, _run, reports, site, caller,
+                                                     params, endpoint, answer)
     return JSONResponse(body, headers=NO_STORE)
 
 
